@@ -1,0 +1,167 @@
+"""Frozen value types that cross stage boundaries.
+
+Feedparser dicts, HTTP responses, ORM rows and Apprise objects never leave the module that
+adapts them; the stages hand each other these plain values instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+from pathlib import Path
+
+# --- configuration -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The `[monitor]` table."""
+
+    database: str = "sqlite:///monitor.db"
+    interval: timedelta = timedelta(minutes=15)
+    timeout: timedelta = timedelta(seconds=20)
+    max_age: timedelta = timedelta(hours=24)
+    languages: tuple[str, ...] = ("de", "en")
+    max_bytes: int = 10 * 1024 * 1024  # cap on a feed's decompressed body
+    concurrency: int = 20  # feeds fetched at once
+    user_agent: str = "news-monitor/0.1 (+https://github.com/news-monitor)"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedConfig:
+    """One `[[feeds]]` entry."""
+
+    name: str
+    url: str
+    interval: timedelta
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RuleConfig:
+    """One `[[rules]]` entry. `channels` None means every channel; () stores without alerting."""
+
+    name: str
+    any: tuple[str, ...] = ()
+    all: tuple[str, ...] = ()
+    none: tuple[str, ...] = ()
+    query: str | None = None
+    languages: tuple[str, ...] = ("de", "en")
+    channels: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelConfig:
+    """One `[channels]` entry: a name and one or more Apprise URLs (secrets resolved)."""
+
+    name: str
+    urls: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A validated config.toml."""
+
+    path: Path
+    settings: Settings
+    channels: tuple[ChannelConfig, ...]
+    feeds: tuple[FeedConfig, ...]
+    rules: tuple[RuleConfig, ...]
+
+    def channel(self, name: str) -> ChannelConfig | None:
+        return next((c for c in self.channels if c.name == name), None)
+
+    def rule_channels(self, rule: RuleConfig) -> tuple[str, ...]:
+        """The channels a rule alerts: its own list, or every channel when it names none."""
+        if rule.channels is None:
+            return tuple(c.name for c in self.channels)
+        return rule.channels
+
+
+# --- fetching ------------------------------------------------------------------------------
+
+
+class FetchStatus(Enum):
+    OK = "ok"  # a body to parse
+    NOT_MODIFIED = "not_modified"  # 304: nothing new
+    GONE = "gone"  # 410: disable the feed
+    ERROR = "error"  # anything else; `error` says what
+
+
+@dataclass(frozen=True, slots=True)
+class FetchRequest:
+    feed: str  # feed name, for messages
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    status: FetchStatus
+    url: str  # the URL finally answered (after redirects)
+    http_status: int | None = None
+    body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    etag: str | None = None
+    last_modified: str | None = None
+    permanent_url: str | None = None  # set when every redirect hop was 301/308
+    retry_after: timedelta | None = None  # from a 429/503 Retry-After header
+    error: str | None = None  # a one-line reason for ERROR and GONE
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One feed entry, as plain text. `key` identifies it within its feed."""
+
+    key: str
+    guid: str | None
+    link: str | None
+    canonical_link: str | None  # link without tracking parameters and fragment
+    title: str
+    text: str  # summary, content and categories: HTML removed, entities decoded
+    published: datetime | None  # as the feed states it, UTC; None when absent or unparseable
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    title: str
+    items: tuple[Item, ...]
+    problem: str | None = None  # feed not well-formed (items recovered as far as possible)
+
+
+# --- matching and alerts -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A rule that matched an item: the matched terms (as written in the text) and a snippet."""
+
+    rule: str
+    terms: tuple[str, ...]
+    snippet: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlertContent:
+    """What one notification says: one item and the rules of one channel it matched."""
+
+    title: str
+    link: str | None
+    feed: str
+    published: datetime | None
+    matches: tuple[Match, ...]
+    alert_id: str  # stable across retries, so receivers can drop a duplicate
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A rendered notification, ready for a channel."""
+
+    title: str
+    body: str
