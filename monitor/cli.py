@@ -1,0 +1,291 @@
+"""The command line: parses arguments, runs one command, and turns errors into exit codes.
+
+This is the one place that catches MonitorError: a user's mistake (UserError) exits 2 with its
+message, any other MonitorError exits 1, and no traceback is shown for either.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, TextIO
+
+from monitor import __version__
+from monitor.clock import utcnow
+from monitor.config import load_config, mask_url, parse_duration, resolve_config_path
+from monitor.errors import MonitorError, UsageError, UserError
+from monitor.logs import setup_logging
+from monitor.types import Config
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _load(args: argparse.Namespace) -> Config:
+    path = resolve_config_path(args.config, os.environ)
+    config = load_config(path, os.environ)
+    setup_logging(args.verbose, secrets=[u for c in config.channels for u in c.urls])
+    return config
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = _load(args)
+    print(
+        f"{config.path}: OK: {len(config.feeds)} feeds, {len(config.rules)} rules, "
+        f"{len(config.channels)} channels"
+    )
+    for channel in config.channels:
+        shown = ", ".join(mask_url(u) for u in channel.urls)
+        print(f"  channel {channel.name}: {shown}")
+    return 0
+
+
+def cmd_poll(args: argparse.Namespace) -> int:
+    from monitor.pipeline import Monitor
+    from monitor.store.repo import Store
+
+    config = _load(args)
+    store = Store.open(config.settings.database)
+    try:
+        monitor = Monitor(config, store)
+
+        async def one_pass() -> tuple[list[Any], Any]:
+            async with monitor.fetcher() as fetcher:
+                outcomes = await monitor.poll_all(fetcher)
+            return outcomes, await monitor.deliver()
+
+        outcomes, delivery = asyncio.run(one_pass())
+    finally:
+        store.close()
+    rows = [
+        [o.feed, o.status, str(o.items), str(o.new_items), str(o.matches), str(o.alerts),
+         o.error or ""]
+        for o in outcomes
+    ]
+    _table(["feed", "status", "items", "new", "matches", "alerts", "problem"], rows, sys.stdout)
+    failed = sum(1 for o in outcomes if o.status in ("error", "gone"))
+    print(
+        f"\n{len(outcomes)} feeds polled, {failed} failed; "
+        f"{sum(o.new_items for o in outcomes)} new items, "
+        f"{sum(o.matches for o in outcomes)} matches; "
+        f"alerts: {delivery.sent} delivered, {delivery.failed} failed (will be retried)"
+    )
+    for error in delivery.errors:
+        print(f"  {error}")
+    return 0
+
+
+def cmd_matches(args: argparse.Namespace) -> int:
+    from monitor.store.repo import Store
+
+    config = _load(args)
+    since = None
+    if args.since is not None:
+        try:
+            since = utcnow() - parse_duration(args.since)
+        except ValueError as exc:
+            raise UsageError(f"--since {args.since!r}: {exc}") from None
+    store = Store.open(config.settings.database)
+    try:
+        found = store.matches(rule=args.rule, since=since, limit=args.limit)
+    finally:
+        store.close()
+    records = [
+        {
+            "rule": m.rule,
+            "title": m.title,
+            "link": m.link,
+            "feed": m.feed,
+            "published": _iso(m.published),
+            "matched_at": _iso(m.matched_at),
+            "terms": list(m.terms),
+            "snippet": m.snippet,
+            "alerted": m.alerted,
+        }
+        for m in found
+    ]
+    if args.format == "json":
+        json.dump(records, sys.stdout, ensure_ascii=False, indent=2)
+        print()
+    elif args.format == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["matched_at", "rule", "feed", "title", "link", "published", "terms"])
+        for r in records:
+            writer.writerow(
+                [r["matched_at"], r["rule"], r["feed"], r["title"], r["link"] or "",
+                 r["published"] or "", "; ".join(r["terms"])]
+            )
+    else:
+        rows = [
+            [str(r["matched_at"])[:16], r["rule"], r["feed"], _cut(r["title"], 60),
+             ", ".join(r["terms"])]
+            for r in records
+        ]
+        _table(["matched (UTC)", "rule", "feed", "title", "terms"], rows, sys.stdout)
+    return 0
+
+
+def cmd_feeds(args: argparse.Namespace) -> int:
+    from monitor.store.repo import Store
+
+    config = _load(args)
+    store = Store.open(config.settings.database)
+    try:
+        store.sync_feeds(config.feeds)
+        states = store.feed_states()
+    finally:
+        store.close()
+    rows = []
+    for feed in config.feeds:
+        s = states[feed.name]
+        status = "gone (410)" if s.gone else ("disabled" if not feed.enabled else
+                 ("failing" if s.consecutive_failures else ("ok" if s.last_success_at else "new")))
+        rows.append([
+            feed.name, status, _when(s.last_success_at), _cut(s.last_error or "", 50),
+            str(s.consecutive_failures), _when(s.next_poll_at), str(s.items_seen),
+        ])
+    headers = ["feed", "state", "last success", "last error", "failures", "next poll", "items"]
+    _table(headers, rows, sys.stdout)
+    return 0
+
+
+def cmd_notify_test(args: argparse.Namespace) -> int:
+    from monitor.alerts.deliver import send
+    from monitor.types import Message
+
+    config = _load(args)
+    channel = config.channel(args.channel)
+    if channel is None:
+        names = ", ".join(c.name for c in config.channels) or "none"
+        raise UsageError(f"no channel {args.channel!r} in {config.path} (channels: {names})")
+    message = Message(
+        title="[news monitor] test alert",
+        body=f"This is a test alert from news monitor for channel {channel.name}, "
+        f"sent at {_iso(utcnow())}. If you read this, the channel works.",
+    )
+    outcome = send(channel, message)
+    if outcome.ok:
+        print(f"channel {channel.name}: test alert sent")
+        return 0
+    print(f"channel {channel.name}: test alert NOT sent: {outcome.error}", file=sys.stderr)
+    return 1
+
+
+def cmd_test_rule(args: argparse.Namespace) -> int:
+    from monitor.testrule import run_test_rule
+
+    config = _load(args)
+    return run_test_rule(config, args)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from monitor.daemon import run_daemon
+
+    config = _load(args)
+    setup_logging(args.verbose, secrets=[u for c in config.channels for u in c.urls], daemon=True)
+    return run_daemon(config, lambda: load_config(config.path, os.environ))
+
+
+# --- output helpers ------------------------------------------------------------------------
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO) -> None:
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    out.write("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip() + "\n")
+    for row in rows:
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
+
+
+# --- argument parsing ----------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="config file (default: $MONITOR_CONFIG, then ./config.toml)",
+    )
+    common.add_argument(
+        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output"
+    )
+    parser = argparse.ArgumentParser(
+        prog="monitor",
+        description="Watch RSS/Atom feeds for what you care about and send alerts.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"monitor {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Command, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    add("run", cmd_run, "run the daemon: poll on schedule, match, store, alert")
+    add("poll", cmd_poll, "one pass: fetch every feed once, match, store, deliver, summarise")
+    add("check", cmd_check, "validate config.toml without network access")
+    p = add("matches", cmd_matches, "list stored matches, newest first")
+    p.add_argument("--rule", metavar="R", help="only this rule's matches")
+    p.add_argument("--since", metavar="DURATION", help="only matches this recent, e.g. 24h")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p.add_argument("--limit", type=int, default=1000, help="at most this many (default 1000)")
+    p = add("test-rule", cmd_test_rule, "show whether and where a rule matches a text")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("name", nargs="?", metavar="NAME", help="a rule from config.toml")
+    target.add_argument("--query", metavar="Q", help="a query to try instead of a named rule")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--text", metavar="T", help="the text to test")
+    source.add_argument("--file", metavar="F", help="read the text from a file")
+    source.add_argument("--history", action="store_true", help="run over stored items")
+    p.add_argument("--languages", metavar="L", help="with --query: languages, e.g. de,en,ru")
+    add("feeds", cmd_feeds, "every feed with its polling state")
+    p = add("notify-test", cmd_notify_test, "send a test alert through one channel")
+    p.add_argument("channel", metavar="CHANNEL")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.config = getattr(args, "config", None)
+    args.verbose = getattr(args, "verbose", 0)
+    setup_logging(args.verbose)
+    func: Command = args.func
+    try:
+        return func(args)
+    except UserError as exc:
+        print(f"monitor: {exc}", file=sys.stderr)
+        return 2
+    except MonitorError as exc:
+        print(f"monitor: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+

@@ -1,0 +1,434 @@
+"""All SQL lives here. The rest of the monitor calls these methods and gets monitor values back.
+
+`Store.open(url)` creates the engine (SQLite in WAL mode with a busy timeout, or PostgreSQL),
+applies the Alembic migrations, and is then shared by the whole process. A poll's writes go
+through one `Store.transaction()`: the items, their matches, the outbox rows and the feed's new
+HTTP validators commit together or not at all, so a crash never hides an item behind an ETag.
+New items are found with insert-or-ignore on the (feed, key) unique key, identical on both
+dialects.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from monitor.errors import StorageError
+from monitor.store.models import FeedRow, ItemRow, MatchRow, OutboxRow, RuleLinkRow
+from monitor.types import FeedConfig, Item, Match, Message
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedState:
+    name: str
+    url: str
+    title: str | None
+    etag: str | None
+    last_modified: str | None
+    last_success_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    consecutive_failures: int
+    next_poll_at: datetime | None
+    gone: bool
+    items_seen: int
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAlert:
+    id: int
+    channel: str
+    alert_id: str
+    message: Message
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMatch:
+    rule: str
+    title: str
+    link: str | None
+    feed: str
+    published: datetime | None
+    first_seen: datetime
+    matched_at: datetime
+    terms: tuple[str, ...]
+    snippet: str
+    alerted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    feed: str
+    title: str
+    text: str
+    link: str | None
+    published: datetime | None
+    first_seen: datetime
+
+
+def _feed_state(row: FeedRow) -> FeedState:
+    return FeedState(
+        name=row.name,
+        url=row.url,
+        title=row.title,
+        etag=row.etag,
+        last_modified=row.last_modified,
+        last_success_at=row.last_success_at,
+        last_error=row.last_error,
+        last_error_at=row.last_error_at,
+        consecutive_failures=row.consecutive_failures,
+        next_poll_at=row.next_poll_at,
+        gone=row.gone,
+        items_seen=row.items_seen,
+    )
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own handling is lazy).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _on_sqlite_begin(conn: Any) -> None:
+    # IMMEDIATE takes the write lock up front, so two writers wait (busy_timeout) instead of
+    # failing with "database is locked" when a read transaction tries to become a write one.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite files get WAL, a busy timeout and their folder created."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _on_sqlite_connect)
+        event.listen(engine, "begin", _on_sqlite_begin)
+        return engine
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        # Plain postgresql:// would pick psycopg2; psycopg 3 is the driver we depend on.
+        url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return create_engine(url, pool_pre_ping=True)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision (Alembic), on every start."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "head")
+
+
+class Store:
+    """The database of one monitor: open it once per process with `Store.open(url)`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        try:
+            engine = make_engine(url)
+            migrate(engine)
+        except (SQLAlchemyError, OSError) as exc:
+            shown = make_url(url).render_as_string(hide_password=True)
+            raise StorageError(f"database {shown}: {_reason(exc)}") from exc
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """One unit of work: everything written inside commits together or not at all."""
+        with Session(self.engine) as session, session.begin():
+            yield Tx(session, self.dialect)
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        with Session(self.engine) as session, session.begin():
+            yield session
+
+    # --- feeds ---------------------------------------------------------------------------
+
+    def sync_feeds(self, feeds: Sequence[FeedConfig]) -> None:
+        """Create rows for new feeds; a changed config URL resets the feed's HTTP state."""
+        with self.transaction() as tx:
+            rows = {r.name: r for r in tx.session.scalars(select(FeedRow))}
+            for feed in feeds:
+                row = rows.get(feed.name)
+                if row is None:
+                    tx.session.add(
+                        FeedRow(
+                            name=feed.name,
+                            config_url=feed.url,
+                            url=feed.url,
+                            consecutive_failures=0,
+                            gone=False,
+                            items_seen=0,
+                        )
+                    )
+                elif row.config_url != feed.url:
+                    row.config_url = row.url = feed.url
+                    row.etag = row.last_modified = None
+                    row.gone = False
+                    row.consecutive_failures = 0
+                    row.next_poll_at = None
+
+    def feed_states(self) -> dict[str, FeedState]:
+        with self._read() as session:
+            return {r.name: _feed_state(r) for r in session.scalars(select(FeedRow))}
+
+    def feed_state(self, name: str) -> FeedState:
+        with self._read() as session:
+            row = session.scalars(select(FeedRow).where(FeedRow.name == name)).one()
+            return _feed_state(row)
+
+    def seen_keys(self, feed: str, keys: Sequence[str]) -> set[str]:
+        """Which of `keys` this feed has stored already."""
+        seen: set[str] = set()
+        with self._read() as session:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                stmt = (
+                    select(ItemRow.key)
+                    .join(FeedRow, FeedRow.id == ItemRow.feed_id)
+                    .where(FeedRow.name == feed, ItemRow.key.in_(chunk))
+                )
+                seen.update(session.scalars(stmt))
+        return seen
+
+    # --- outbox --------------------------------------------------------------------------
+
+    def claim_due_alerts(
+        self, now: datetime, lease: timedelta, limit: int = 500
+    ) -> list[PendingAlert]:
+        """Pending alerts that are due, each leased for `lease` so no other sender takes it."""
+        claimed: list[PendingAlert] = []
+        with self.transaction() as tx:
+            rows = tx.session.scalars(
+                select(OutboxRow)
+                .where(OutboxRow.delivered_at.is_(None), OutboxRow.next_attempt_at <= now)
+                .order_by(OutboxRow.id)
+                .limit(limit)
+            ).all()
+            for row in rows:
+                result = tx.session.execute(
+                    update(OutboxRow)
+                    .where(
+                        OutboxRow.id == row.id,
+                        OutboxRow.delivered_at.is_(None),
+                        OutboxRow.next_attempt_at <= now,
+                    )
+                    .values(next_attempt_at=now + lease)
+                    .execution_options(synchronize_session=False)
+                )
+                if getattr(result, "rowcount", 0) == 1:
+                    claimed.append(
+                        PendingAlert(
+                            id=row.id,
+                            channel=row.channel,
+                            alert_id=row.alert_id,
+                            message=Message(title=row.title, body=row.body),
+                            attempts=row.attempts,
+                        )
+                    )
+        return claimed
+
+    def mark_delivered(self, alert_id: int, now: datetime) -> None:
+        with self.transaction() as tx:
+            tx.session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id == alert_id)
+                .values(delivered_at=now, attempts=OutboxRow.attempts + 1, last_error=None)
+            )
+
+    def mark_failed(self, alert_id: int, error: str, retry_at: datetime) -> None:
+        with self.transaction() as tx:
+            tx.session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id == alert_id)
+                .values(next_attempt_at=retry_at, attempts=OutboxRow.attempts + 1, last_error=error)
+            )
+
+    def outbox_counts(self) -> dict[str, tuple[int, int]]:
+        """Per channel: (pending, delivered)."""
+        with self._read() as session:
+            stmt = select(
+                OutboxRow.channel,
+                func.count().filter(OutboxRow.delivered_at.is_(None)),
+                func.count().filter(OutboxRow.delivered_at.is_not(None)),
+            ).group_by(OutboxRow.channel)
+            return {ch: (int(p), int(d)) for ch, p, d in session.execute(stmt)}
+
+    # --- reading matches and items -------------------------------------------------------
+
+    def matches(
+        self, rule: str | None = None, since: datetime | None = None, limit: int = 1000
+    ) -> list[StoredMatch]:
+        """Stored matches, newest first."""
+        stmt = (
+            select(MatchRow, ItemRow, FeedRow.name)
+            .join(ItemRow, ItemRow.id == MatchRow.item_id)
+            .join(FeedRow, FeedRow.id == ItemRow.feed_id)
+            .order_by(MatchRow.matched_at.desc(), MatchRow.id.desc())
+            .limit(limit)
+        )
+        if rule is not None:
+            stmt = stmt.where(MatchRow.rule == rule)
+        if since is not None:
+            stmt = stmt.where(MatchRow.matched_at >= since)
+        with self._read() as session:
+            return [
+                StoredMatch(
+                    rule=m.rule,
+                    title=i.title,
+                    link=i.link,
+                    feed=feed,
+                    published=i.published_at,
+                    first_seen=i.first_seen_at,
+                    matched_at=m.matched_at,
+                    terms=tuple(json.loads(m.terms)),
+                    snippet=m.snippet,
+                    alerted=m.alerted,
+                )
+                for m, i, feed in session.execute(stmt)
+            ]
+
+    def items(self, limit: int = 10_000) -> list[StoredItem]:
+        """The newest stored items, for backtesting a rule."""
+        stmt = (
+            select(ItemRow, FeedRow.name)
+            .join(FeedRow, FeedRow.id == ItemRow.feed_id)
+            .order_by(ItemRow.first_seen_at.desc(), ItemRow.id.desc())
+            .limit(limit)
+        )
+        with self._read() as session:
+            return [
+                StoredItem(
+                    feed=feed,
+                    title=i.title,
+                    text=i.text,
+                    link=i.link,
+                    published=i.published_at,
+                    first_seen=i.first_seen_at,
+                )
+                for i, feed in session.execute(stmt)
+            ]
+
+
+class Tx:
+    """The writes of one poll, inside one transaction (see Store.transaction)."""
+
+    def __init__(self, session: Session, dialect: str) -> None:
+        self.session = session
+        self.dialect = dialect
+
+    def _insert(self, table: Any) -> Any:
+        if self.dialect == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    def feed_id(self, name: str) -> int:
+        return self.session.scalars(select(FeedRow.id).where(FeedRow.name == name)).one()
+
+    def insert_item(self, feed_id: int, item: Item, now: datetime) -> int | None:
+        """Store a new item; None when the feed had it already (insert-or-ignore)."""
+        stmt = (
+            self._insert(ItemRow)
+            .values(
+                feed_id=feed_id,
+                key=item.key,
+                guid=item.guid,
+                link=item.link,
+                canonical_link=item.canonical_link,
+                title=item.title,
+                text=item.text,
+                published_at=item.published,
+                first_seen_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["feed_id", "key"])
+            .returning(ItemRow.id)
+        )
+        return self.session.execute(stmt).scalar_one_or_none()
+
+    def claim_link(self, rule: str, link_key: str, item_id: int) -> bool:
+        """True when no item has alerted `rule` for this article yet (and records that one has)."""
+        stmt = (
+            self._insert(RuleLinkRow)
+            .values(rule=rule, link_key=link_key[:700], item_id=item_id)
+            .on_conflict_do_nothing(index_elements=["rule", "link_key"])
+            .returning(RuleLinkRow.item_id)
+        )
+        return self.session.execute(stmt).scalar_one_or_none() is not None
+
+    def insert_match(self, item_id: int, match: Match, now: datetime, alerted: bool) -> None:
+        self.session.add(
+            MatchRow(
+                item_id=item_id,
+                rule=match.rule,
+                terms=json.dumps(list(match.terms), ensure_ascii=False),
+                snippet=match.snippet,
+                matched_at=now,
+                alerted=alerted,
+            )
+        )
+
+    def enqueue(
+        self, item_id: int, channel: str, alert_id: str, message: Message, now: datetime
+    ) -> None:
+        self.session.add(
+            OutboxRow(
+                item_id=item_id,
+                channel=channel,
+                alert_id=alert_id,
+                title=message.title,
+                body=message.body,
+                created_at=now,
+                attempts=0,
+                next_attempt_at=now,
+            )
+        )
+
+    def update_feed(self, name: str, **values: Any) -> None:
+        self.session.execute(update(FeedRow).where(FeedRow.name == name).values(**values))
+
+    def add_items_seen(self, name: str, count: int) -> None:
+        if count:
+            self.session.execute(
+                update(FeedRow)
+                .where(FeedRow.name == name)
+                .values(items_seen=FeedRow.items_seen + count)
+            )
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of a database error, without SQLAlchemy's background links."""
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+__all__ = ["FeedState", "PendingAlert", "Store", "StoredItem", "StoredMatch", "Tx"]
