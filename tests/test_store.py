@@ -1,0 +1,139 @@
+"""Storage on real SQLite files and the real PostgreSQL server (see conftest.database_url)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+
+from monitor.store.models import Base
+from monitor.store.repo import Store
+from monitor.types import FeedConfig, Item, Match, Message
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+FEED = FeedConfig(name="tagesschau", url="http://127.0.0.1:9/feed", interval=timedelta(minutes=5))
+
+
+def item(key: str, link: str | None = None) -> Item:
+    return Item(
+        key=key,
+        guid=key,
+        link=link,
+        canonical_link=link,
+        title=f"Titel {key}",
+        text="Text über Kursk",
+        published=NOW - timedelta(hours=1),
+    )
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    s = Store.open(database_url)
+    s.sync_feeds([FEED])
+    yield s
+    s.close()
+
+
+def test_migrations_create_exactly_the_models(store: Store) -> None:
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_opening_twice_is_a_no_op_migration(database_url: str) -> None:
+    Store.open(database_url).close()
+    s = Store.open(database_url)
+    with s.engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+    s.close()
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path: object) -> None:
+    s = Store.open(f"sqlite:///{tmp_path}/sub/dir/m.db")  # parent folders are created
+    with s.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+    s.close()
+
+
+def test_insert_or_ignore_finds_new_items(store: Store) -> None:
+    with store.transaction() as tx:
+        fid = tx.feed_id(FEED.name)
+        first = tx.insert_item(fid, item("a"), NOW)
+        again = tx.insert_item(fid, item("a"), NOW)
+        other = tx.insert_item(fid, item("b"), NOW)
+    assert first is not None and other is not None and again is None
+    assert store.seen_keys(FEED.name, ["a", "b", "c"]) == {"a", "b"}
+
+
+def test_a_failed_transaction_leaves_nothing_behind(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.insert_item(tx.feed_id(FEED.name), item("a"), NOW)
+        tx.update_feed(FEED.name, etag='"v2"')
+        raise RuntimeError("crash between insert and commit")
+    assert store.seen_keys(FEED.name, ["a"]) == set()
+    assert store.feed_state(FEED.name).etag is None
+
+
+def test_one_alert_per_rule_and_article(store: Store) -> None:
+    with store.transaction() as tx:
+        fid = tx.feed_id(FEED.name)
+        a = tx.insert_item(fid, item("a", "https://x.org/1"), NOW)
+        b = tx.insert_item(fid, item("b", "https://x.org/1"), NOW)
+        assert a is not None and b is not None
+        assert tx.claim_link("nk", "https://x.org/1", a)
+        assert not tx.claim_link("nk", "https://x.org/1", b)
+        assert tx.claim_link("other-rule", "https://x.org/1", b)
+
+
+def test_outbox_claim_deliver_and_retry(store: Store) -> None:
+    with store.transaction() as tx:
+        iid = tx.insert_item(tx.feed_id(FEED.name), item("a"), NOW)
+        assert iid is not None
+        tx.insert_match(iid, Match("nk", ("Kursk",), "… Kursk …"), NOW, alerted=True)
+        tx.enqueue(iid, "desk", "nm-1", Message("t", "b"), NOW)
+        tx.enqueue(iid, "osint", "nm-2", Message("t", "b"), NOW)
+    lease = timedelta(minutes=5)
+    claimed = store.claim_due_alerts(NOW, lease)
+    assert {a.channel for a in claimed} == {"desk", "osint"}
+    assert store.claim_due_alerts(NOW + timedelta(minutes=1), lease) == []  # leased
+    desk = next(a for a in claimed if a.channel == "desk")
+    osint = next(a for a in claimed if a.channel == "osint")
+    store.mark_delivered(desk.id, NOW)
+    store.mark_failed(osint.id, "connection refused", NOW + timedelta(seconds=30))
+    again = store.claim_due_alerts(NOW + timedelta(seconds=31), lease)
+    assert [(a.channel, a.attempts) for a in again] == [("osint", 1)]
+    assert store.outbox_counts() == {"desk": (0, 1), "osint": (1, 0)}
+
+
+def test_matches_newest_first_with_filters(store: Store) -> None:
+    with store.transaction() as tx:
+        fid = tx.feed_id(FEED.name)
+        for n, key in enumerate(["a", "b", "c"]):
+            iid = tx.insert_item(fid, item(key), NOW)
+            assert iid is not None
+            rule = "nk" if key != "b" else "other"
+            at = NOW + timedelta(minutes=n)
+            tx.insert_match(iid, Match(rule, ("Kursk", "Курск"), "s"), at, alerted=True)
+    found = store.matches()
+    assert [m.title for m in found] == ["Titel c", "Titel b", "Titel a"]
+    assert found[0].terms == ("Kursk", "Курск")
+    assert found[0].matched_at == NOW + timedelta(minutes=2)
+    assert found[0].matched_at.tzinfo is not None
+    assert [m.title for m in store.matches(rule="nk")] == ["Titel c", "Titel a"]
+    assert len(store.matches(since=NOW + timedelta(minutes=1))) == 2
+
+
+def test_changed_feed_url_resets_http_state(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.update_feed(FEED.name, etag='"1"', url="http://127.0.0.1:9/moved", gone=True)
+    store.sync_feeds([FEED])  # same config URL: the permanent redirect and state stay
+    assert store.feed_state(FEED.name).url == "http://127.0.0.1:9/moved"
+    moved = FeedConfig(FEED.name, "http://127.0.0.1:9/new", FEED.interval)
+    store.sync_feeds([moved])
+    state = store.feed_state(FEED.name)
+    assert (state.url, state.etag, state.gone) == ("http://127.0.0.1:9/new", None, False)
