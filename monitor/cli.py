@@ -61,7 +61,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
         async def one_pass() -> tuple[list[Any], Any]:
             async with monitor.fetcher() as fetcher:
                 outcomes = await monitor.poll_all(fetcher)
-            return outcomes, await monitor.deliver()
+            return outcomes, await monitor.deliver(all_pending=True)
 
         outcomes, delivery = asyncio.run(one_pass())
     finally:

@@ -276,13 +276,17 @@ class Monitor:
 
     # --- delivery ------------------------------------------------------------------------
 
-    async def deliver(self) -> DeliveryReport:
+    async def deliver(self, all_pending: bool = False) -> DeliveryReport:
         """Try every due alert once; failures stay pending with a later retry time.
+
+        `all_pending` also retries alerts still waiting out their backoff (`monitor poll`).
 
         Channels are served concurrently, each in its own order, so one that is slow or down
         never delays another's alerts.
         """
-        due = await asyncio.to_thread(self.store.claim_due_alerts, self.clock(), DELIVERY_LEASE)
+        due = await asyncio.to_thread(
+            self.store.claim_due_alerts, self.clock(), DELIVERY_LEASE, all_pending=all_pending
+        )
         by_channel: dict[str, list[PendingAlert]] = {}
         for alert in due:
             by_channel.setdefault(alert.channel, []).append(alert)

@@ -107,7 +107,14 @@ def test_outbox_claim_deliver_and_retry(store: Store) -> None:
     store.mark_failed(osint.id, "connection refused", NOW + timedelta(seconds=30))
     again = store.claim_due_alerts(NOW + timedelta(seconds=31), lease)
     assert [(a.channel, a.attempts) for a in again] == [("osint", 1)]
+    store.mark_failed(again[0].id, "still down", NOW + timedelta(hours=1))
+    assert store.claim_due_alerts(NOW + timedelta(minutes=1), lease) == []  # backing off
+    forced = store.claim_due_alerts(NOW + timedelta(minutes=1), lease, all_pending=True)
+    assert [a.channel for a in forced] == ["osint"]
+    assert store.claim_due_alerts(NOW + timedelta(minutes=2), lease, all_pending=True) == []
+    store.mark_failed(forced[0].id, "still down", NOW + timedelta(hours=1))
     assert store.outbox_counts() == {"desk": (0, 1), "osint": (1, 0)}
+    assert store.claim_due_alerts(NOW + timedelta(days=1), lease, all_pending=True)[0].attempts == 3
 
 
 def test_matches_newest_first_with_filters(store: Store) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy import Engine, create_engine, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -224,26 +224,27 @@ class Store:
     # --- outbox --------------------------------------------------------------------------
 
     def claim_due_alerts(
-        self, now: datetime, lease: timedelta, limit: int = 500
+        self, now: datetime, lease: timedelta, limit: int = 500, *, all_pending: bool = False
     ) -> list[PendingAlert]:
-        """Pending alerts that are due, each leased for `lease` so no other sender takes it."""
+        """Undelivered alerts that are due, each leased for `lease` so no other sender takes it.
+
+        `all_pending` ignores the retry backoff (the `poll` command retries everything), but
+        never takes a row another sender holds.
+        """
+        free = or_(OutboxRow.leased_until.is_(None), OutboxRow.leased_until <= now)
+        conditions = [OutboxRow.delivered_at.is_(None), free]
+        if not all_pending:
+            conditions.append(OutboxRow.next_attempt_at <= now)
         claimed: list[PendingAlert] = []
         with self.transaction() as tx:
             rows = tx.session.scalars(
-                select(OutboxRow)
-                .where(OutboxRow.delivered_at.is_(None), OutboxRow.next_attempt_at <= now)
-                .order_by(OutboxRow.id)
-                .limit(limit)
+                select(OutboxRow).where(*conditions).order_by(OutboxRow.id).limit(limit)
             ).all()
             for row in rows:
                 result = tx.session.execute(
                     update(OutboxRow)
-                    .where(
-                        OutboxRow.id == row.id,
-                        OutboxRow.delivered_at.is_(None),
-                        OutboxRow.next_attempt_at <= now,
-                    )
-                    .values(next_attempt_at=now + lease)
+                    .where(OutboxRow.id == row.id, *conditions)
+                    .values(leased_until=now + lease)
                     .execution_options(synchronize_session=False)
                 )
                 if getattr(result, "rowcount", 0) == 1:
@@ -263,7 +264,12 @@ class Store:
             tx.session.execute(
                 update(OutboxRow)
                 .where(OutboxRow.id == alert_id)
-                .values(delivered_at=now, attempts=OutboxRow.attempts + 1, last_error=None)
+                .values(
+                    delivered_at=now,
+                    leased_until=None,
+                    attempts=OutboxRow.attempts + 1,
+                    last_error=None,
+                )
             )
 
     def mark_failed(self, alert_id: int, error: str, retry_at: datetime) -> None:
@@ -271,7 +277,12 @@ class Store:
             tx.session.execute(
                 update(OutboxRow)
                 .where(OutboxRow.id == alert_id)
-                .values(next_attempt_at=retry_at, attempts=OutboxRow.attempts + 1, last_error=error)
+                .values(
+                    next_attempt_at=retry_at,
+                    leased_until=None,
+                    attempts=OutboxRow.attempts + 1,
+                    last_error=error,
+                )
             )
 
     def outbox_counts(self) -> dict[str, tuple[int, int]]:
