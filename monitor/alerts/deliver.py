@@ -1,0 +1,372 @@
+"""The Apprise edge: send one rendered message through one channel, get a plain outcome back.
+
+    channels = build_channels(config.channels)      # the factory: one Channel per config entry
+    outcome = channels["desk"].send(render(alert))  # DeliveryOutcome(ok=..., error=...)
+
+- One `apprise.Apprise` object per channel (per send: see `Channel`), holding every URL of
+  the channel, so each outbox row gets exactly one outcome. A channel succeeds only when
+  *every* URL accepted the message; a partial success is reported as a failure and the whole
+  alert is retried later, so the URLs that accepted it the first time receive it again (the
+  stable `alert-id` lets them drop the copy). Configure one channel per destination when
+  that matters. URLs are checked when the `Channel` is built; a bad one fails every send.
+- `send` never raises for a channel failure: Apprise's result (truthy only on SUCCESS) and
+  any exception become `DeliveryOutcome(ok=False, error=<one line>)`. The reason comes from
+  the WARNING/ERROR entries Apprise 2.x records per service (`AppriseResult.logs()`), and every
+  reason passes `redact()` against the channel's URLs before it leaves this module.
+- A TIMEOUT is a failure whose outcome is unknown (the receiver may have the message): it is
+  retried, and the stable alert id makes the duplicate harmless.
+- Messages are always sent with `body_format=TEXT` (Apprise escapes `<`, `>`, `&` for Slack
+  and HTML channels); Apprise's own retries stay off (`?retry=0` default), the outbox retries.
+- The `apprise` logger is put at WARNING unless someone set its level explicitly: at DEBUG
+  Apprise logs full Slack tokens and webhook URLs. `SecretRedactor` is a logging filter for
+  handlers that masks channel secrets in any record that reaches them.
+- `console://` (or `console://stderr`) is a custom Apprise channel printing alerts, so the
+  bundled example works without a mail server. It is registered by `register_console_channel`
+  (called by the factory); registering twice is harmless.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import math
+import re
+import sys
+import threading
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+import apprise
+
+from monitor.types import ChannelConfig, Message
+
+CONSOLE_SCHEMA = "console"
+SEND_TIMEOUT = 60.0  # seconds for a whole send through one channel (all its URLs)
+REASON_MAX = 300  # characters of a failure reason
+MASK = "***"
+
+_register_lock = threading.RLock()
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    """What one channel did with one message. `error` is one line without secrets."""
+
+    ok: bool
+    error: str | None = None
+
+
+# --- secrets -------------------------------------------------------------------------------
+
+_SECRET_KEY = re.compile(
+    r"pass|pwd|token|key|secret|auth|sig|cred|bearer|hook|access|session|code|apikey",
+    re.IGNORECASE,
+)
+_HOSTNAME = re.compile(r"localhost|[\w\-]+(\.[\w\-]+)+|\[[0-9a-fA-F:.]+\]")
+_TOKENISH = re.compile(r"(?=.*\d)(?=.*[A-Za-z])[\w\-.~+/=]{16,}")
+
+
+def _secrets_of(url: str) -> set[str]:
+    """Every substring of an Apprise URL that may be a secret (and its encoded forms)."""
+    body = url.split("://", 1)[1] if "://" in url else url
+    found: set[str] = {url} if body else set()
+    try:
+        parts = urlsplit(url)
+        userinfo, _, hostport = parts.netloc.rpartition("@")
+        user, _, password = userinfo.partition(":")
+        host, _, port = hostport.rpartition(":") if hostport.count(":") == 1 else (hostport, "", "")
+        query = parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError:  # not even URL-shaped: treat all of it as secret
+        found.add(body)
+        return _with_encodings(found)
+    if password:
+        found.add(password)
+    if len(user) >= 3:
+        found.add(user)
+    if host and not _HOSTNAME.fullmatch(host):
+        found.add(host)  # slack://TOKEN_A/..., tgram://BOT_ID:TOKEN/...: the "host" is a token
+    if port and not port.isdigit():
+        found.add(port)
+    for segment in parts.path.split("/"):
+        if len(segment) >= 4:
+            found.add(segment)
+    for key, value in query:
+        if value and (_SECRET_KEY.search(key) or _TOKENISH.fullmatch(value)):
+            found.add(value)
+    return _with_encodings(found)
+
+
+def _with_encodings(found: Iterable[str]) -> set[str]:
+    out: set[str] = set()
+    for s in found:
+        for form in (s, unquote(s), quote(s, safe=""), quote(unquote(s), safe="")):
+            if len(form) >= 3:
+                out.add(form)
+    return out
+
+
+def _redact_with(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:  # longest first, so a URL goes before its parts
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def _sorted_secrets(urls: Iterable[str]) -> tuple[str, ...]:
+    found: set[str] = set()
+    for url in urls:
+        found |= _secrets_of(url)
+    return tuple(sorted(found, key=len, reverse=True))
+
+
+def redact(text: str, urls: Sequence[str]) -> str:
+    """`text` with every secret-looking part of `urls` (user info, passwords, tokens, path
+    segments, token-like query values, the whole URL) replaced by `***`."""
+    return _redact_with(text, _sorted_secrets(urls))
+
+
+class SecretRedactor(logging.Filter):
+    """A logging filter (put it on handlers) that masks the secrets of channel URLs."""
+
+    def __init__(self, urls: Iterable[str] = ()) -> None:
+        super().__init__()
+        self._secrets = _sorted_secrets(urls)
+
+    def set_urls(self, urls: Iterable[str]) -> None:
+        """Replace the URLs whose secrets are masked (call on config reload)."""
+        self._secrets = _sorted_secrets(urls)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        secrets = self._secrets
+        if secrets:
+            message = record.getMessage()
+            masked = _redact_with(message, secrets)
+            if masked != message:
+                record.msg, record.args = masked, None
+            if record.exc_info and not record.exc_text:
+                record.exc_text = logging.Formatter().formatException(record.exc_info)
+            if record.exc_text:
+                record.exc_text = _redact_with(record.exc_text, secrets)
+        return True
+
+
+def mask_url(url: str) -> str:
+    """A channel URL fit to show: Apprise's privacy form, or `scheme://***` if invalid."""
+    register_console_channel()
+    service = _instantiate(url)
+    shown = str(service.url(privacy=True)) if service is not None else ""
+    if not shown:
+        scheme = url.split("://", 1)[0] if "://" in url else "?"
+        shown = f"{scheme}://{MASK}"
+    return redact(shown, [url])
+
+
+def url_problem(url: str) -> str | None:
+    """Why Apprise cannot use `url` (no network needed), or None when it can."""
+    register_console_channel()
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if not scheme:
+        return "not an Apprise URL (expected scheme://...)"
+    if scheme not in _plugins():
+        return f"unknown Apprise scheme {scheme!r}"
+    if _instantiate(url) is None:
+        return f"invalid {scheme}:// URL (see the Apprise documentation for its syntax)"
+    return None
+
+
+# --- Apprise plumbing (the only place Apprise objects exist) -------------------------------
+
+
+def _plugins() -> Any:
+    """Apprise's plugin registry (a singleton), its plugins importable without warnings.
+
+    Apprise's e-mail plugin imports PGPy, which imports the stdlib `imghdr`; on Python
+    3.11/3.12 that first import emits a DeprecationWarning, which under `-W error` (as in our
+    test suite) would break Apprise's plugin loading. Import `imghdr` once with exactly that
+    warning silenced; it is then cached and never warns again.
+    """
+    if "imghdr" not in sys.modules:  # once: catch_warnings is process-global state
+        with _register_lock, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*imghdr", category=DeprecationWarning)
+            with contextlib.suppress(ImportError):  # gone in Python 3.13: Apprise shims it
+                importlib.import_module("imghdr")
+    manager: Any = apprise.NotificationManager  # a singleton: every call returns the same
+    return manager()
+
+
+def _instantiate(url: str) -> Any:
+    """An Apprise plugin object for `url`, or None. Never splits `url` at commas or spaces."""
+    _plugins()
+    try:
+        return apprise.Apprise.instantiate(url)
+    except Exception:  # defensive: instantiate suppresses plugin errors itself
+        return None
+
+
+def configure_apprise_logging(level: int | None = logging.WARNING, *, force: bool = False) -> None:
+    """Put the `apprise` logger at `level`, unless its level was set already (or `force`)."""
+    log = logging.getLogger(apprise.LOGGER_NAME)
+    if level is not None and (force or log.level == logging.NOTSET):
+        log.setLevel(level)
+
+
+def _console_notify(
+    body: str,
+    title: str,
+    notify_type: str,
+    *args: Any,
+    meta: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> bool:
+    """The `console://` channel: write the alert to stdout (`console://stderr`: stderr)."""
+    stream = sys.stderr if (meta or {}).get("host") == "stderr" else sys.stdout
+    stream.write(f"=== {title}\n{body}\n\n" if title else f"{body}\n\n")
+    stream.flush()
+    return True
+
+
+def register_console_channel() -> None:
+    """Make `console://` an Apprise URL (idempotent, thread-safe)."""
+    with _register_lock:
+        if CONSOLE_SCHEMA in _plugins():
+            return
+        decorate: Any = apprise.decorators.notify
+        decorate(on=CONSOLE_SCHEMA, name="news monitor console")(_console_notify)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+class Channel:
+    """One configured channel: its URLs checked once, and a secret-free `send`.
+
+    Each `send` builds one fresh `apprise.Apprise` object holding every URL of the channel.
+    Fresh on purpose: a reused Apprise plugin object throttles by *sleeping* in the sending
+    thread (5.5 s between two e-mails, 1.2 s between two Slack posts), which would stall
+    every other alert behind it. Pacing a channel is the outbox's job, not a hidden sleep.
+    """
+
+    def __init__(self, config: ChannelConfig, *, timeout: float = SEND_TIMEOUT) -> None:
+        if not (timeout > 0 and math.isfinite(timeout)):
+            raise ValueError("timeout must be a positive number of seconds")
+        register_console_channel()
+        configure_apprise_logging()
+        self.name = config.name
+        self.urls = config.urls
+        self._timeout = timeout
+        self._secrets = _sorted_secrets(config.urls)
+        self._problems: list[str] = []
+        for number, url in enumerate(config.urls, 1):
+            if _instantiate(url) is None:
+                problem = url_problem(url) or "invalid URL"
+                self._problems.append(f"URL {number} ({mask_url(url)}): {problem}")
+        if not config.urls:
+            self._problems.append("no URL configured")
+
+    def _build(self) -> Any:
+        asset = apprise.AppriseAsset(
+            app_id="news monitor",
+            app_desc="news monitor alerts",
+            secure_logging=True,
+            result_log_disk_size=0,  # keep captured logs in memory: no temporary files
+        )
+        notifier = apprise.Apprise(asset=asset)
+        for url in self.urls:
+            service = apprise.Apprise.instantiate(url, asset=asset)
+            if service is None:
+                raise ValueError(f"invalid URL {mask_url(url)}")
+            notifier.add(service)
+        return notifier
+
+    @property
+    def masked_urls(self) -> tuple[str, ...]:
+        return tuple(mask_url(u) for u in self.urls)
+
+    def redact(self, text: str) -> str:
+        return _redact_with(text, self._secrets)
+
+    def send(self, message: Message) -> DeliveryOutcome:
+        """Send through every URL of the channel; ok only if all accepted. Never raises."""
+        if self._problems:
+            return self._fail("; ".join(self._problems))
+        try:
+            result = self._build().notify(
+                body=message.body,
+                title=message.title,
+                body_format=apprise.NotifyFormat.TEXT,
+                interpret_escapes=False,
+                timeout=self._timeout,
+            )
+        except Exception as exc:  # Apprise should not raise; a bug there is a failed send
+            return self._fail(f"{type(exc).__name__}: {exc}")
+        try:
+            if result:
+                return DeliveryOutcome(ok=True)
+            return self._fail(self._reason(result))
+        except Exception as exc:
+            return self._fail(f"{type(exc).__name__}: {exc}")
+        finally:
+            result.close()
+
+    def _fail(self, reason: str) -> DeliveryOutcome:
+        text = _one_line(self.redact(reason)) or "failed"
+        if len(text) > REASON_MAX:
+            text = text[: REASON_MAX - 1] + "…"
+        return DeliveryOutcome(ok=False, error=text)
+
+    def _reason(self, result: Any) -> str:
+        status = str(result.status.name)
+        services = list(result)
+        failed: list[str] = []
+        for service in services:
+            if service:
+                continue
+            seen: dict[str, None] = {}
+            for entry in service.logs():
+                if entry.level in ("WARNING", "ERROR", "CRITICAL"):
+                    seen[_one_line(str(entry.message))] = None
+            detail = " / ".join(seen) or str(service.status.name).lower()
+            failed.append(f"{service.name}: {detail}")
+        if not failed:
+            failed = [_one_line(str(e.message)) for e in result.logs() if e.level != "INFO"]
+        reason = "; ".join(failed) or "not accepted"
+        if status == "PARTIAL":
+            accepted = sum(1 for s in services if s)
+            return (
+                f"partial: {accepted} of {len(services)} URLs accepted"
+                f" (the alert is retried on all of them): {reason}"
+            )
+        if status == "TIMEOUT":
+            return f"timed out after {self._timeout:g}s (it may have been delivered): {reason}"
+        if status == "NOMATCH":
+            return f"no usable URL: {reason}"
+        return reason
+
+
+def build_channels(
+    configs: Sequence[ChannelConfig],
+    *,
+    timeout: float = SEND_TIMEOUT,
+    apprise_log_level: int | None = logging.WARNING,
+) -> dict[str, Channel]:
+    """The factory: one `Channel` per configured channel, keyed by name."""
+    register_console_channel()
+    configure_apprise_logging(apprise_log_level, force=True)
+    return {c.name: Channel(c, timeout=timeout) for c in configs}
+
+
+def send(
+    channel: ChannelConfig, message: Message, *, timeout: float = SEND_TIMEOUT
+) -> DeliveryOutcome:
+    """Send one message through a channel built for this call (e.g. `notify-test`)."""
+    try:
+        built = Channel(channel, timeout=timeout)
+    except Exception as exc:
+        reason = redact(_one_line(f"{type(exc).__name__}: {exc}"), channel.urls)
+        return DeliveryOutcome(ok=False, error=reason[:REASON_MAX])
+    return built.send(message)

@@ -1,0 +1,41 @@
+"""When to try a failed delivery again: pure backoff math, `now` always passed in.
+
+After the n-th failed attempt of an outbox row (per channel) the next try is due
+`retry_delay(n)` later: 30 s, 1 min, 2 min, 4 min, ... doubling, capped at 1 h (reached after
+the 8th failure). The cap keeps a channel that was down for a day from waiting another day
+once it is back; a row is never given up on by this function (alerts are never lost).
+
+Optional jitter spreads the retries of many rows that failed together (a channel outage) so
+they do not all hit the channel in the same second when it returns: with `jitter=j` the
+delay is drawn from `[d * (1 - j), d]`, never above the cap. Pass `sample` (0 <= sample < 1)
+for a deterministic result; otherwise `random.random()` is used.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+
+BASE_DELAY = timedelta(seconds=30)
+MAX_DELAY = timedelta(hours=1)
+
+
+def retry_delay(attempts: int, *, jitter: float = 0.0, sample: float | None = None) -> timedelta:
+    """The wait after `attempts` failed attempts (0 or less: none, the row is due now)."""
+    if attempts <= 0:
+        return timedelta(0)
+    if not 0.0 <= jitter <= 1.0:
+        raise ValueError("jitter must be between 0 and 1")
+    exponent = min(attempts - 1, 32)  # 30 s * 2**32 is far past the cap; avoids huge ints
+    delay = min(BASE_DELAY * (1 << exponent), MAX_DELAY)
+    if jitter:
+        u = random.random() if sample is None else min(max(sample, 0.0), 1.0)
+        delay = delay * (1.0 - jitter * u)
+    return delay
+
+
+def next_attempt(
+    now: datetime, attempts: int, *, jitter: float = 0.0, sample: float | None = None
+) -> datetime:
+    """When a row that has failed `attempts` times is due again."""
+    return now + retry_delay(attempts, jitter=jitter, sample=sample)

@@ -1,0 +1,167 @@
+"""Turn an alert into one plain-text notification that is safe in every channel.
+
+`render(alert) -> Message` is pure. Everything that comes from a feed (item title, matched
+terms, snippet) is *neutralised* so that no channel can be made to ping, link or format by a
+feed author, whatever the channel does with text:
+
+- control characters (C0, C1, DEL), bidi overrides and line/paragraph separators go; runs of
+  whitespace become one space, so feed text can never start a line of its own (and never
+  forge our `Link:` or `alert-id:` lines, nor a mail header in the title);
+- `<` and `>` become the look-alikes `‹` `›`: no Slack `<!channel>`, `<@U123>`,
+  `<https://evil|click>`, no HTML `<script>`, whatever format a channel ends up using;
+- `@` is followed by a zero-width space: no `@here`, `@channel`, `@everyone` (Discord parses
+  those in plain text) and no live e-mail address;
+- URL schemes are defanged (`http://` -> `hxxp://`, `https://` -> `hxxps://`, any other
+  `scheme://` -> `scheme[://]`, and `javascript:`, `data:`, `vbscript:`, `mailto:`, `file:`
+  -> `name[:]`), and the dots of anything that looks like a host name become `[.]`, so chat
+  and mail clients that auto-link bare domains (`evil.example/login`) show dead text.
+
+The item's own link line is the one live link. The pipeline only keeps http(s) links; here it
+is still checked again (anything else is defanged like feed text) and characters that could
+end a link early or ping someone (`<`, `>`, `|`, `"`, spaces, `@`, ...) are percent-encoded.
+
+The message is capped (title 200, body 4000 characters by default) with a visible marker, so
+Apprise never splits it into several messages: a split message that fails half-way would be
+sent twice on retry. The footer line `alert-id: ...` always survives the cut, so receivers can
+drop a duplicate delivery.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from urllib.parse import quote, urlsplit
+
+from monitor.types import AlertContent, Match, Message
+
+PRODUCT = "news monitor"
+TITLE_MAX = 200
+BODY_MAX = 4000
+ELLIPSIS = "…"
+TRUNCATED = "[… truncated]"
+ZWSP = "\u200b"
+
+# Field caps inside the body, so the rule section always keeps most of the room.
+_TITLE_IN_BODY_MAX = 500
+_FEED_MAX = 200
+_LINK_MAX = 2000
+_RULE_MAX = 200
+_TERMS_MAX = 500
+_INPUT_MAX = 20_000  # feed text beyond this is never shown; don't spend time cleaning it
+
+# Bidi embeddings/overrides/isolates: they can make text read differently than it is stored.
+_BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+_DROP = {
+    cp: None for cp in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0)]
+} | {ord(c): None for c in _BIDI + "\u200b\u2060\ufeff"}
+_SEPARATORS = re.compile(r"\s+")  # includes U+2028/U+2029, NBSP, ...
+
+_SCHEME = re.compile(r"\b([A-Za-z][A-Za-z0-9+.\-]{0,31})\s*:\s*//")
+_COLON_SCHEME = re.compile(r"\b(javascript|vbscript|data|mailto|file)\s*:", re.IGNORECASE)
+_WWW = re.compile(r"\b(www)\.", re.IGNORECASE)
+# label.label...tld where the last label is 2+ letters: a host name to a link detector.
+_HOST = re.compile(
+    r"(?<![\w.\-])((?:[^\W_](?:[\w\-]{0,61}[^\W_])?\.)+[^\W\d_]{2,63})(?![\w\-]|\.\w)"
+)
+_NETLOC = re.compile(r"[^\W_]([\w\-.]*[^\W_])?(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
+_LINK_SAFE = "/?#[]!$&'()*+,;=%~-._:"
+
+
+def neutralise(text: str) -> str:
+    """Feed text as one inert line: no controls, markup, mentions, schemes or live hosts."""
+    text = text.translate(_DROP)
+    text = _SEPARATORS.sub(" ", text).strip()
+    text = text.replace("<", "‹").replace(">", "›")
+    text = _SCHEME.sub(_defang_scheme, text)
+    text = _COLON_SCHEME.sub(lambda m: f"{m.group(1)}[:]", text)
+    text = _WWW.sub(lambda m: f"{m.group(1)}[.]", text)
+    text = _HOST.sub(lambda m: m.group(1).replace(".", "[.]"), text)
+    return text.replace("@", "@" + ZWSP)
+
+
+def _defang_scheme(m: re.Match[str]) -> str:
+    scheme = m.group(1)
+    lower = scheme.lower()
+    if lower in ("http", "https"):
+        return "hxxp" + scheme[4:] + "://"
+    return f"{scheme}[://]"
+
+
+def _clean(text: str) -> str:
+    return neutralise(text[:_INPUT_MAX])
+
+
+def safe_link(link: str) -> str:
+    """The item's link for the one live line: http(s) only, percent-encoded where risky."""
+    link = _SEPARATORS.sub("", link.translate(_DROP))
+    try:
+        parts = urlsplit(link)
+    except ValueError:
+        return neutralise(link)
+    host = parts.netloc.rpartition("@")[2]  # user info in a link is a phishing trick: drop it
+    if parts.scheme.lower() not in ("http", "https") or not _NETLOC.fullmatch(host):
+        return neutralise(link)
+    rest = link[link.index("//") + 2 + len(parts.netloc) :]
+    return f"{parts.scheme.lower()}://{host}{quote(rest, safe=_LINK_SAFE)}"
+
+
+def cap(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, ending with `…` when cut."""
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - len(ELLIPSIS), 0)].rstrip() + ELLIPSIS
+
+
+def iso_utc(moment: datetime | None) -> str:
+    """`2024-10-01T12:00:00Z`; a naive datetime is taken as UTC."""
+    if moment is None:
+        return "unknown"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def render_title(alert: AlertContent, limit: int = TITLE_MAX) -> str:
+    """`[news monitor] rule-a, rule-b: item title` on one line, at most `limit` characters."""
+    rules = ", ".join(dict.fromkeys(_clean(m.rule) for m in alert.matches)) or "alert"
+    title = _clean(alert.title) or "(untitled)"
+    return cap(f"[{PRODUCT}] {rules}: {title}", limit)
+
+
+def _rule_block(match: Match) -> str:
+    terms = ", ".join(_clean(t) for t in match.terms[:100] if t.strip()) or "-"
+    lines = [
+        f"Rule: {cap(_clean(match.rule), _RULE_MAX)}",
+        f"Matched: {cap(terms, _TERMS_MAX)}",
+    ]
+    snippet = _clean(match.snippet)
+    if snippet:
+        lines.append(f"Snippet: {snippet}")
+    return "\n".join(lines)
+
+
+def render_body(alert: AlertContent, limit: int = BODY_MAX) -> str:
+    """The plain-text body: item, feed, time, one block per rule, then `alert-id: ...`."""
+    link = cap(safe_link(alert.link[:_INPUT_MAX]), _LINK_MAX) if alert.link else "(none)"
+    head = "\n".join(
+        [
+            f"Title: {cap(_clean(alert.title) or '(untitled)', _TITLE_IN_BODY_MAX)}",
+            f"Link: {link}",
+            f"Feed: {cap(_clean(alert.feed), _FEED_MAX)}",
+            f"Published: {iso_utc(alert.published)}",
+        ]
+    )
+    rules = "\n\n".join(_rule_block(m) for m in alert.matches)
+    footer = f"alert-id: {cap(_clean(alert.alert_id), 200)}"
+    body = f"{head}\n\n{rules}\n\n{footer}" if rules else f"{head}\n\n{footer}"
+    if len(body) <= limit:
+        return body
+    # Cut the rule section (the only long part) and keep the footer whole.
+    room = limit - len(head) - len(footer) - len(TRUNCATED) - 5
+    kept = rules[: max(room, 0)].rstrip()
+    return f"{head}\n\n{kept} {TRUNCATED}\n\n{footer}"[:limit]
+
+
+def render(alert: AlertContent, *, title_max: int = TITLE_MAX, body_max: int = BODY_MAX) -> Message:
+    """One notification for one item and the rules of one channel that it matched."""
+    return Message(title=render_title(alert, title_max), body=render_body(alert, body_max))
