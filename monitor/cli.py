@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import csv
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -67,8 +66,15 @@ def cmd_poll(args: argparse.Namespace) -> int:
     finally:
         store.close()
     rows = [
-        [o.feed, o.status, str(o.items), str(o.new_items), str(o.matches), str(o.alerts),
-         o.error or ""]
+        [
+            o.feed,
+            o.status,
+            str(o.items),
+            str(o.new_items),
+            str(o.matches),
+            str(o.alerts),
+            o.error or "",
+        ]
         for o in outcomes
     ]
     _table(["feed", "status", "items", "new", "matches", "alerts", "problem"], rows, sys.stdout)
@@ -99,7 +105,7 @@ def cmd_matches(args: argparse.Namespace) -> int:
         found = store.matches(rule=args.rule, since=since, limit=args.limit)
     finally:
         store.close()
-    records = [
+    records: list[dict[str, Any]] = [
         {
             "rule": m.rule,
             "title": m.title,
@@ -119,16 +125,22 @@ def cmd_matches(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         writer = csv.writer(sys.stdout)
         writer.writerow(["matched_at", "rule", "feed", "title", "link", "published", "terms"])
-        for r in records:
+        for m in found:
             writer.writerow(
-                [r["matched_at"], r["rule"], r["feed"], r["title"], r["link"] or "",
-                 r["published"] or "", "; ".join(r["terms"])]
+                [
+                    _iso(m.matched_at),
+                    m.rule,
+                    m.feed,
+                    m.title,
+                    m.link or "",
+                    _iso(m.published) or "",
+                    "; ".join(m.terms),
+                ]
             )
     else:
         rows = [
-            [str(r["matched_at"])[:16], r["rule"], r["feed"], _cut(r["title"], 60),
-             ", ".join(r["terms"])]
-            for r in records
+            [_when(m.matched_at)[:16], m.rule, m.feed, _cut(m.title, 60), ", ".join(m.terms)]
+            for m in found
         ]
         _table(["matched (UTC)", "rule", "feed", "title", "terms"], rows, sys.stdout)
     return 0
@@ -147,12 +159,28 @@ def cmd_feeds(args: argparse.Namespace) -> int:
     rows = []
     for feed in config.feeds:
         s = states[feed.name]
-        status = "gone (410)" if s.gone else ("disabled" if not feed.enabled else
-                 ("failing" if s.consecutive_failures else ("ok" if s.last_success_at else "new")))
-        rows.append([
-            feed.name, status, _when(s.last_success_at), _cut(s.last_error or "", 50),
-            str(s.consecutive_failures), _when(s.next_poll_at), str(s.items_seen),
-        ])
+        status = (
+            "gone (410)"
+            if s.gone
+            else (
+                "disabled"
+                if not feed.enabled
+                else (
+                    "failing" if s.consecutive_failures else ("ok" if s.last_success_at else "new")
+                )
+            )
+        )
+        rows.append(
+            [
+                feed.name,
+                status,
+                _when(s.last_success_at),
+                _cut(s.last_error or "", 50),
+                str(s.consecutive_failures),
+                _when(s.next_poll_at),
+                str(s.items_seen),
+            ]
+        )
     headers = ["feed", "state", "last success", "last error", "failures", "next poll", "items"]
     _table(headers, rows, sys.stdout)
     return 0
@@ -288,4 +316,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
-

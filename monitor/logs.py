@@ -2,8 +2,8 @@
 
 Text lines by default; `MONITOR_LOG_FORMAT=json` gives one JSON object per line (for Docker and
 log shippers), with a traceback as a field. Channel URLs carry passwords and tokens, so every
-record passes through `Redactor`, which replaces each secret-looking part of the configured
-URLs with `***` whatever logged it (our code, Apprise, aiohttp).
+record passes through `SecretRedactor`, which replaces each secret-looking part of the
+configured URLs with `***` whatever logged it (our code, Apprise, aiohttp).
 """
 
 from __future__ import annotations
@@ -14,50 +14,8 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl, unquote, urlsplit
 
-MIN_SECRET = 6  # shorter URL parts are not worth hiding (and would mangle ordinary words)
-
-
-def secret_parts(url: str) -> set[str]:
-    """The parts of a channel URL that may be secret: user, password, host, path, query values."""
-    parts: set[str] = set()
-    try:
-        split = urlsplit(url)
-    except ValueError:
-        return {url} if len(url) >= MIN_SECRET else set()
-    candidates = [split.username, split.password, split.hostname]
-    candidates += split.path.split("/")
-    candidates += [value for _, value in parse_qsl(split.query)]
-    for candidate in candidates:
-        if candidate and len(candidate) >= MIN_SECRET:
-            parts.update({candidate, unquote(candidate)})
-    return parts
-
-
-class Redactor(logging.Filter):
-    """Replaces every secret part of the given URLs in a record's final message."""
-
-    def __init__(self, urls: Sequence[str]) -> None:
-        super().__init__()
-        found: set[str] = set()
-        for url in urls:
-            found |= secret_parts(url)
-        self.secrets = sorted(found, key=len, reverse=True)
-
-    def scrub(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            record.msg = self.scrub(record.getMessage())
-            record.args = None
-            if record.exc_info and record.exc_info[1] is not None:
-                record.exc_text = self.scrub(logging.Formatter().formatException(record.exc_info))
-                record.exc_info = None
-        return True
+from monitor.alerts.deliver import SecretRedactor
 
 
 class JsonFormatter(logging.Formatter):
@@ -83,7 +41,7 @@ def setup_logging(verbose: int = 0, secrets: Sequence[str] = (), daemon: bool = 
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(Redactor(secrets))
+    handler.addFilter(SecretRedactor(secrets))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -62,7 +62,7 @@ GERMAN_NEW = (
     "Nach Berichten aus Seoul sollen weitere nordkoreanische Truppen im Gebiet Kursk "
     "eingetroffen sein.",
 )
-OLD_ITEM_DATE = rfc822(timedelta(days=3))
+OLD_ISO = (NOW - timedelta(days=3)).isoformat()
 ATOM = f"""<?xml version="1.0" encoding="utf-8"?>
 <feed xmlns="http://www.w3.org/2005/Atom"><title>World</title><id>urn:world</id>
 <updated>{NOW.isoformat()}</updated>
@@ -71,7 +71,7 @@ ATOM = f"""<?xml version="1.0" encoding="utf-8"?>
 <summary type="html">&lt;p&gt;Officials said &lt;b&gt;North Korean troops&lt;/b&gt; were seen
 moving towards Kursk on Tuesday.&lt;/p&gt;</summary></entry>
 <entry><id>urn:en-old</id><title>Old report on North Korean troops in Kursk</title>
-<link href="https://world.example/en/old"/><updated>{(NOW - timedelta(days=3)).isoformat()}</updated>
+<link href="https://world.example/en/old"/><updated>{OLD_ISO}</updated>
 <summary>North Korean troops were first reported in Kursk long ago.</summary></entry>
 </feed>""".encode()
 RDF = f"""<?xml version="1.0" encoding="utf-8"?>
@@ -84,8 +84,14 @@ RDF = f"""<?xml version="1.0" encoding="utf-8"?>
 переброшены в район Курска.</description><dc:date>{NOW.isoformat()}</dc:date></item>
 </rdf:RDF>""".encode()
 LATIN1 = rss(
-    [("lat-1", "Gespräche in München", "https://latin.example/1",
-      "Die Außenminister führten Gespräche über Großbritannien.")],
+    [
+        (
+            "lat-1",
+            "Gespräche in München",
+            "https://latin.example/1",
+            "Die Außenminister führten Gespräche über Großbritannien.",
+        )
+    ],
     encoding="iso-8859-1",
 )
 BROKEN = (
@@ -111,28 +117,28 @@ hook = "{hook.apprise_url()}"
 
 [[feeds]]
 name = "german"
-url = "{srv.url('/de.xml')}"
+url = "{srv.url("/de.xml")}"
 [[feeds]]
 name = "world"
-url = "{srv.url('/moved/world.atom')}"
+url = "{srv.url("/moved/world.atom")}"
 [[feeds]]
 name = "russian"
-url = "{srv.url('/ru.rdf')}"
+url = "{srv.url("/ru.rdf")}"
 [[feeds]]
 name = "latin1"
-url = "{srv.url('/latin1.xml')}"
+url = "{srv.url("/latin1.xml")}"
 [[feeds]]
 name = "broken"
-url = "{srv.url('/broken.xml')}"
+url = "{srv.url("/broken.xml")}"
 [[feeds]]
 name = "mirror"
-url = "{srv.url('/mirror.xml')}"
+url = "{srv.url("/mirror.xml")}"
 [[feeds]]
 name = "slow"
-url = "{srv.url('/slow.xml')}"
+url = "{srv.url("/slow.xml")}"
 [[feeds]]
 name = "failing"
-url = "{srv.url('/500.xml')}"
+url = "{srv.url("/500.xml")}"
 
 [[rules]]
 name = "nk-troops"
@@ -155,8 +161,9 @@ def world() -> Iterator[tuple[FeedServer, SmtpServer, WebhookServer]]:
         srv.routes["/world.atom"] = Static(
             ATOM, content_type="application/atom+xml", encoding="gzip", etag='"w1"'
         )
-        srv.routes["/ru.rdf"] = Static(RDF, content_type="application/rdf+xml",
-                                       last_modified=format_datetime(NOW, usegmt=True))
+        srv.routes["/ru.rdf"] = Static(
+            RDF, content_type="application/rdf+xml", last_modified=format_datetime(NOW, usegmt=True)
+        )
         srv.routes["/latin1.xml"] = Static(LATIN1, content_type="application/rss+xml")
         srv.routes["/broken.xml"] = Static(BROKEN)
         mirror = (*GERMAN[:2], "https://news.example/de/nk-kursk#top", GERMAN[3])
@@ -171,7 +178,11 @@ def monitor(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env.pop("MONITOR_CONFIG", None)
     return subprocess.run(
         [sys.executable, "-m", "monitor", "--config", str(config), *args],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
     )
 
 
