@@ -99,7 +99,11 @@ class Daemon:
         outcome = await self.monitor.poll_feed(feed, fetcher)
         log.info(
             "feed %s: %s, %d new items, %d matches, %d alerts queued",
-            feed.name, outcome.status, outcome.new_items, outcome.matches, outcome.alerts,
+            feed.name,
+            outcome.status,
+            outcome.new_items,
+            outcome.matches,
+            outcome.alerts,
         )
         if outcome.alerts:
             self.deliver_now.set()

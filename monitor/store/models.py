@@ -1,10 +1,10 @@
 """The database tables. Only monitor.store uses these; other stages see monitor.types values.
 
-    feeds      one row per configured feed: HTTP validators and polling state
-    items      every entry ever seen, unique per (feed, key): the seen-set that stops re-alerts
-    matches    every (item, rule) match, alerted or not
-    rule_links (rule, canonical link) already alerted: one alert per article and rule
-    outbox     one row per (item, channel), written with its matches, deleted never
+feeds      one row per configured feed: HTTP validators and polling state
+items      every entry ever seen, unique per (feed, key): the seen-set that stops re-alerts
+matches    every (item, rule) match, alerted or not
+rule_links (rule, canonical link) already alerted: one alert per article and rule
+outbox     one row per (item, channel), written with its matches, deleted never
 """
 
 from __future__ import annotations
