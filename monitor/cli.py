@@ -83,7 +83,8 @@ def cmd_poll(args: argparse.Namespace) -> int:
         f"\n{len(outcomes)} feeds polled, {failed} failed; "
         f"{sum(o.new_items for o in outcomes)} new items, "
         f"{sum(o.matches for o in outcomes)} matches; "
-        f"alerts: {delivery.sent} delivered, {delivery.failed} failed (will be retried)"
+        f"alerts: {delivery.sent} delivered, {delivery.failed} failed"
+        + (" (kept, will be retried)" if delivery.failed else "")
     )
     for error in delivery.errors:
         print(f"  {error}")

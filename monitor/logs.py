@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 
 from monitor.alerts.deliver import SecretRedactor
 
+HANDLER_NAME = "monitor"  # ours, replaced on every set-up; other handlers are left alone
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -42,8 +44,9 @@ def setup_logging(verbose: int = 0, secrets: Sequence[str] = (), daemon: bool = 
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(SecretRedactor(secrets))
+    handler.set_name(HANDLER_NAME)
     root = logging.getLogger()
-    for old in list(root.handlers):
+    for old in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
