@@ -627,9 +627,14 @@ class _Loader:
         for i, value in entries:
             loc: Loc = ("rules", i)
             model = self.validate(_RuleModel, value, loc)
+            ok = isinstance(model, _RuleModel)
+            removed: set[str] = set()
             if not isinstance(model, _RuleModel):
-                continue
-            ok = True
+                # Reported already; check what is left of the rule too, so that one pass of
+                # `monitor check` lists every problem, not just the first of each rule.
+                model, removed = _salvage(_RuleModel, value)
+                if not isinstance(model, _RuleModel):
+                    continue
             if model.name in seen:
                 self.problem(
                     (*loc, "name"), f"duplicate rule name (also rules[{seen[model.name]}])"
@@ -654,7 +659,9 @@ class _Loader:
                 languages=_unique(model.languages or settings.languages),
                 channels=None if model.channels is None else _unique(model.channels),
             )
-            if not self.compiles(rule, loc):
+            if removed & _MATCHING_KEYS:
+                ok = False  # what is left cannot be judged without the key that failed
+            elif not self.compiles(rule, loc):
                 ok = False
             if ok:
                 out.append(rule)
@@ -807,6 +814,28 @@ def _quiet_apprise() -> Iterator[None]:
         yield
     finally:
         logger.removeFilter(mute)
+
+
+_MATCHING_KEYS = {"any", "all", "none", "query", "languages"}
+
+
+def _salvage(model: type[_Model], value: object) -> tuple[_Model | None, set[str]]:
+    """`value` validated without the keys that failed validation (None if that fails too),
+    and the keys left out."""
+    removed: set[str] = set()
+    if not isinstance(value, dict):
+        return None, removed
+    data = dict(value)
+    for _ in range(3):
+        try:
+            return model.model_validate(data), removed
+        except PydanticValidationError as exc:
+            bad = {str(err["loc"][0]) for err in exc.errors() if err["loc"]}
+            if not bad & data.keys():
+                return None, removed
+            removed |= bad
+            data = {k: v for k, v in data.items() if k not in bad}
+    return None, removed
 
 
 def _field_loc(field: str) -> Loc:

@@ -1,0 +1,280 @@
+"""The command line as users and their scripts see it: outputs, exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+from tests.feedserver import FeedServer, Static
+from tests.servers import WebhookServer, closed_port
+
+ROOT = Path(__file__).resolve().parents[1]
+CANARY = "canary-token-51d2e8"
+
+
+def feed() -> bytes:
+    date = format_datetime(datetime.now(UTC) - timedelta(hours=2))
+    return f"""<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>
+<item><guid>a1</guid><title>Truppen bei Kursk gesichtet</title><link>https://n.example/a1</link>
+<description>Beobachter melden nordkoreanischer Truppen nahe der Stadt Kursk.</description>
+<pubDate>{date}</pubDate></item>
+<item><guid>a2</guid><title>Börse: Kursziel angehoben</title><link>https://n.example/a2</link>
+<description>Analysten heben das Kursziel an; die Kurse steigen.</description>
+<pubDate>{date}</pubDate></item></channel></rss>""".encode()
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[tuple[Path, WebhookServer]]:
+    with FeedServer() as srv, WebhookServer() as hook:
+        srv.routes["/f.xml"] = Static(feed())
+        config = tmp_path / "config.toml"
+        config.write_text(
+            f"""
+[monitor]
+database = "sqlite:///state/monitor.db"
+[channels]
+hook = "{hook.apprise_url()}"
+down = "json://127.0.0.1:{closed_port()}/x?token=${{TOKEN}}"
+[[feeds]]
+name = "news"
+url = "{srv.url("/f.xml")}"
+[[rules]]
+name = "nk-troops"
+any = ["nordkoreanische Truppen"]
+query = "Kursk"
+channels = ["hook"]
+""",
+            encoding="utf-8",
+        )
+        yield config, hook
+
+
+@pytest.fixture(autouse=True)
+def env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOKEN", CANARY)
+    monkeypatch.delenv("MONITOR_CONFIG", raising=False)
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_poll_matches_feeds_and_test_rule(
+    setup: tuple[Path, WebhookServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, hook = setup
+    code, out, _ = run(capsys, "--config", str(config), "poll")
+    assert code == 0
+    assert "news" in out and "1 delivered" in out
+    assert (config.parent / "state" / "monitor.db").exists()  # relative to config.toml
+    assert len(hook.wait_for(1)) == 1
+
+    code, out, _ = run(capsys, "--config", str(config), "matches", "--format", "json")
+    assert code == 0
+    [match] = json.loads(out)
+    assert match["rule"] == "nk-troops" and match["feed"] == "news"
+    assert match["link"] == "https://n.example/a1"
+    assert set(match["terms"]) == {"nordkoreanischer Truppen", "Kursk"}
+    assert match["matched_at"].endswith("Z") and match["published"].endswith("Z")
+
+    code, out, _ = run(capsys, "--config", str(config), "matches", "--format", "csv")
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0][:3] == ["matched_at", "rule", "feed"] and rows[1][1] == "nk-troops"
+    code, out, _ = run(capsys, "matches", "--config", str(config), "--rule", "other")
+    assert code == 0 and "Truppen" not in out  # --config after the command works too
+    code, out, _ = run(capsys, "--config", str(config), "matches", "--since", "1h")
+    assert "Truppen bei Kursk" in out
+
+    code, out, _ = run(capsys, "--config", str(config), "feeds")
+    assert code == 0
+    line = next(row for row in out.splitlines() if row.startswith("news"))
+    assert " ok " in line and line.rstrip().endswith("2")  # two items seen
+
+    code, out, _ = run(capsys, "--config", str(config), "test-rule", "nk-troops", "--history")
+    assert code == 0 and "1 of 2 stored items match" in out and "[[Kursk]]" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["nk-troops", "--text", "Nordkoreanische Truppen rücken auf Kursk vor"], "MATCH"),
+        (["nk-troops", "--text", "Das Kursziel für Kurse in Kursk"], "no match"),
+        (["--query", "Kursk NEAR/2 Region", "--text", "Region um Kursk"], "MATCH"),
+        (["--query", 'title:"Kursk"', "--text", "Kursk\nnot in the body"], "MATCH"),
+    ],
+)
+def test_test_rule_on_text(
+    setup: tuple[Path, WebhookServer],
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    expected: str,
+) -> None:
+    code, out, _ = run(capsys, "--config", str(setup[0]), "test-rule", *args)
+    assert code == 0
+    assert out.startswith(expected)
+    if expected == "MATCH":
+        assert "[[" in out
+
+
+def test_test_rule_highlights_stemmed_words(
+    setup: tuple[Path, WebhookServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = "Bericht\nBeobachter sahen nordkoreanischer Truppen bei Kursker Dörfern."
+    code, out, _ = run(capsys, "--config", str(setup[0]), "test-rule", "nk-troops", "--text", text)
+    assert code == 0
+    assert "[[nordkoreanischer Truppen]]" in out and "[[Kursker]]" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["test-rule", "nope", "--text", "x"], "no rule 'nope'"),
+        (["test-rule", "--query", "(Kursk", "--text", "x"], "--query: column"),
+        (["test-rule", "--text", "x"], "give a rule NAME"),
+        (["test-rule", "nk-troops", "--file", "/nonexistent/file.txt"], "cannot read"),
+        (["matches", "--since", "yesterday"], "--since"),
+        (["notify-test", "nope"], "no channel 'nope'"),
+    ],
+)
+def test_usage_mistakes_exit_2(
+    setup: tuple[Path, WebhookServer],
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    code, out, err = run(capsys, "--config", str(setup[0]), *args)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err + out
+
+
+def test_notify_test(setup: tuple[Path, WebhookServer], capsys: pytest.CaptureFixture[str]) -> None:
+    config, hook = setup
+    code, out, _ = run(capsys, "--config", str(config), "notify-test", "hook")
+    assert code == 0 and "sent" in out
+    [request] = hook.wait_for(1)
+    assert "test alert" in json.dumps(request.json)
+    code, out, err = run(capsys, "--config", str(config), "notify-test", "down")
+    assert code == 1
+    assert "NOT sent" in err
+    assert CANARY not in out + err
+
+
+def test_check_valid_masks_secrets(
+    setup: tuple[Path, WebhookServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "--config", str(setup[0]), "check")
+    assert code == 0
+    assert "OK: 1 feeds, 1 rules, 2 channels" in out
+    assert CANARY not in out
+
+
+def cli(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k != "MONITOR_CONFIG"} | env
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=cwd,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_bad_config_lists_every_problem_without_traceback_or_secret(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f"""
+[monitor]
+interval = 15
+[channels]
+desk = "mailtos://alerts:{CANARY}@mail.example.org?to=desk@example.org"
+[[feeds]]
+name = "a"
+url = "file:///etc/passwd"
+[[rules]]
+name = "r"
+any_of = ["Kursk"]
+query = "(Kursk"
+channels = ["nowhere"]
+""",
+        encoding="utf-8",
+    )
+    result = cli("--config", str(config), "check")
+    assert result.returncode == 2
+    err = result.stderr
+    assert "Traceback" not in err and CANARY not in err + result.stdout
+    for expected in ("monitor.interval", "feeds[1]", "any_of", "nowhere", "query"):
+        assert expected in err, expected
+    assert str(config) in err
+
+
+def test_toml_syntax_error_names_line_and_column(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[monitor]\ninterval = "15m\n', encoding="utf-8")
+    result = cli("--config", str(config), "poll")
+    assert result.returncode == 2
+    assert f"{config}:2:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_config_from_environment_and_missing_file(tmp_path: Path) -> None:
+    result = cli("check", MONITOR_CONFIG=str(tmp_path / "absent.toml"))
+    assert result.returncode == 2 and "absent.toml" in result.stderr
+    result = cli("check", cwd=tmp_path)  # ./config.toml
+    assert result.returncode == 2 and "config.toml" in result.stderr
+
+
+def test_unknown_command_exits_2() -> None:
+    result = cli("frobnicate")
+    assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_console_script_and_module_are_the_same_program() -> None:
+    script = Path(sys.executable).parent / "monitor"
+    if not script.exists():
+        pytest.skip("the monitor console script is not installed next to this Python")
+    by_script = subprocess.run([str(script), "--version"], capture_output=True, text=True)
+    assert by_script.stdout == cli("--version").stdout != ""
+
+
+def test_bundled_config_is_valid() -> None:
+    result = cli("--config", str(ROOT / "config.toml"), "check")
+    assert result.returncode == 0, result.stderr
+
+
+def test_bundled_config_without_network_reports_every_feed(tmp_path: Path) -> None:
+    """`monitor poll` on the bundled config with no network at all (a private net namespace)."""
+    unshare = shutil.which("unshare")
+    if unshare is None or subprocess.run([unshare, "-rn", "true"], check=False).returncode:
+        pytest.skip("cannot create a network namespace here (unshare -rn) to cut the network")
+    shutil.copy(ROOT / "config.toml", tmp_path / "config.toml")
+    result = subprocess.run(
+        [unshare, "-rn", sys.executable, "-m", "monitor", "--config", "config.toml", "poll"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    names = [line.split()[0] for line in result.stdout.splitlines()[1:] if line.strip()]
+    feeds = [n for n in names if n not in ("feed",) and not n[0].isdigit()]
+    assert len(feeds) >= 3
+    for line in result.stdout.splitlines()[1 : 1 + len(feeds)]:
+        assert " error " in line
+    assert (tmp_path / "data" / "monitor.db").exists()
