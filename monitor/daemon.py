@@ -36,7 +36,7 @@ T = TypeVar("T")
 
 DELIVERY_EVERY = timedelta(seconds=10)
 START_SPREAD = timedelta(seconds=10)  # first polls are spread over this long
-STOP_GRACE = 15.0  # seconds running polls get to finish on SIGTERM
+STOP_GRACE = 5.0  # seconds running polls and sends get to finish on SIGTERM (docker: 10 s)
 
 
 def sd_notify(state: str) -> None:
@@ -90,7 +90,13 @@ class Daemon:
         feed = next((f for f in self.monitor.config.feeds if f.name == name), None)
         if feed is None or self.stopping.is_set() or self.fetcher is None:
             return
-        await self._tracked(self._poll(feed, self.fetcher))
+        try:
+            await self._tracked(self._poll(feed, self.fetcher))
+        except asyncio.CancelledError:
+            if not self.stopping.is_set():
+                raise
+            # Nothing of an unfinished poll was committed: it is simply polled again next time.
+            log.info("poll of feed %s abandoned at shutdown", name)
 
     async def _poll(self, feed: FeedConfig, fetcher: Fetcher) -> None:
         state = await asyncio.to_thread(self.monitor.store.feed_state, feed.name)

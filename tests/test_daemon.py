@@ -1,0 +1,151 @@
+"""`monitor run` as a real process: first poll at start, alerts within seconds, SIGHUP reload
+(an invalid file keeps the old config), systemd notifications, and a clean SIGTERM stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+
+from tests.feedserver import FeedServer, Static
+from tests.servers import WebhookServer
+
+
+def rss(guid: str, title: str, text: str) -> bytes:
+    date = format_datetime(datetime.now(UTC))
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>'
+        f"<item><guid>{guid}</guid><title>{title}</title><link>https://n.example/{guid}</link>"
+        f"<description>{text}</description><pubDate>{date}</pubDate></item></channel></rss>"
+    ).encode()
+
+
+def config(srv: FeedServer, hook: WebhookServer, tmp: Path, extra: str = "") -> str:
+    return f"""
+[monitor]
+database = "sqlite:///{tmp / "monitor.db"}"
+interval = "1h"
+timeout = "5s"
+[channels]
+hook = "{hook.apprise_url()}"
+[[feeds]]
+name = "one"
+url = "{srv.url("/one.xml")}"
+[[rules]]
+name = "kursk"
+query = "Kursk"
+{extra}"""
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[tuple[str, socket.socket]]:
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(0.1)
+    yield path, sock
+    sock.close()
+
+
+def received(sock: socket.socket) -> list[str]:
+    messages = []
+    while True:
+        try:
+            messages.append(sock.recv(4096).decode())
+        except TimeoutError:
+            return messages
+
+
+def test_run_alerts_reloads_and_stops_cleanly(
+    tmp_path: Path, notify_socket: tuple[str, socket.socket]
+) -> None:
+    with FeedServer() as srv, WebhookServer() as hook:
+        srv.routes["/one.xml"] = Static(rss("k1", "Lage in Kursk", "Bericht aus Kursk."))
+        srv.routes["/two.xml"] = Static(rss("t1", "Sanktionen", "Neue Sanktionen gegen Pjöngjang."))
+        path = tmp_path / "config.toml"
+        path.write_text(config(srv, hook, tmp_path), encoding="utf-8")
+        log = (tmp_path / "daemon.log").open("w")
+        env = {**os.environ, "NOTIFY_SOCKET": notify_socket[0]}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "--config", str(path), "run"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        try:
+            # polls at start and alerts within seconds
+            [first] = hook.wait_for(1, timeout=15)
+            assert "Lage in Kursk" in str(first.json)
+
+            # an invalid config on SIGHUP is refused; the daemon keeps running
+            path.write_text(config(srv, hook, tmp_path, "[[rules]]\nname = 'x'\nquery = '('"))
+            proc.send_signal(signal.SIGHUP)
+            logs = tmp_path / "daemon.log"
+            wait_until(lambda: "not reloaded" in logs.read_text(), 10, "the refused reload")
+            assert proc.poll() is None
+
+            # a valid one adds a feed and a rule, polled right away
+            extra = (
+                f'[[feeds]]\nname = "two"\nurl = "{srv.url("/two.xml")}"\n'
+                '[[rules]]\nname = "sanctions"\nquery = "Sanktionen"\n'
+            )
+            path.write_text(config(srv, hook, tmp_path, extra), encoding="utf-8")
+            proc.send_signal(signal.SIGHUP)
+            hook.wait_for(2, timeout=20)
+            assert "Sanktionen" in str(hook.requests[1].json)
+
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=15) == 0
+            assert time.monotonic() - started < 10
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            log.close()
+        assert received(notify_socket[1]) == ["READY=1", "STOPPING=1"]
+        text = (tmp_path / "daemon.log").read_text()
+        assert "Traceback" not in text
+        assert len(hook.requests) == 2  # nothing sent twice
+
+
+def test_sigterm_during_a_slow_fetch_exits_promptly(tmp_path: Path) -> None:
+    with FeedServer() as srv, WebhookServer() as hook:
+        srv.routes["/one.xml"] = Static(rss("k1", "Kursk", "Kursk"), delay=20.0)
+        path = tmp_path / "config.toml"
+        path.write_text(config(srv, hook, tmp_path).replace('"5s"', '"30s"'), encoding="utf-8")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "--config", str(path), "run"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_until(lambda: srv.hits("/one.xml") >= 1, 15, "the first fetch")
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=20)
+            assert proc.returncode == 0, err
+            assert time.monotonic() - started < 8  # the 5 s grace, then the fetch is dropped
+            assert "Traceback" not in err
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
