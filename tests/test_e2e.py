@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from html import escape
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,7 @@ def rfc822(delta: timedelta) -> str:
 
 def rss(items: list[tuple[str, str, str, str]], encoding: str = "utf-8") -> bytes:
     entries = "".join(
-        f"<item><guid>{guid}</guid><title>{title}</title><link>{link}</link>"
+        f"<item><guid>{guid}</guid><title>{title}</title><link>{escape(link)}</link>"
         f"<description>{text}</description><pubDate>{rfc822(timedelta(hours=1))}</pubDate></item>"
         for guid, title, link, text in items
     )
