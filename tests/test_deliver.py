@@ -375,6 +375,7 @@ def test_secret_redactor_filter() -> None:
     handler = Collect()
     handler.addFilter(SecretRedactor([url]))
     log = logging.getLogger("test.redactor")
+    log.setLevel(logging.DEBUG)  # whatever level an earlier test left on the root logger
     log.addHandler(handler)
     log.propagate = False
     try:

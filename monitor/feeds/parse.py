@@ -294,7 +294,8 @@ def _defuse_doctype(body: bytes) -> tuple[bytes, int]:
     if head is None:
         return body, 0
     safe: list[bytes] = []
-    pos = _EXTERNAL_ID.match(body, head.end()).end()  # type: ignore[union-attr] # always matches
+    external = _EXTERNAL_ID.match(body, head.end())  # quoted public/system ids
+    pos = external.end() if external else head.end()
     if body[pos : pos + 1] == b"[":
         pos += 1
         for _ in range(_MAX_SUBSET_TOKENS):
@@ -312,7 +313,7 @@ def _defuse_doctype(body: bytes) -> tuple[bytes, int]:
         pos = body.find(b">", pos)
         if pos < 0:
             return body[:start], 0
-    elif pos >= len(body):
+    elif body[pos : pos + 1] != b">":
         return body[:start], 0
     end = pos + 1
     # feedparser only re-declares entities of a DOCTYPE and ENTITYs that each start a line
@@ -536,7 +537,7 @@ def _iso_to_utc(value: Any) -> datetime | None:
 
 
 def _json_item(entry: Any, base: str) -> Item | None:
-    if not isinstance(entry, Mapping):
+    if not isinstance(entry, dict):
         return None
     tags = _get(entry, "tags")
     return _item(
