@@ -62,7 +62,10 @@ def cmd_poll(args: argparse.Namespace) -> int:
                 outcomes = await monitor.poll_all(fetcher)
             return outcomes, await monitor.deliver(all_pending=True)
 
-        outcomes, delivery = asyncio.run(one_pass())
+        try:
+            outcomes, delivery = asyncio.run(one_pass())
+        finally:
+            monitor.close()
     finally:
         store.close()
     rows = [

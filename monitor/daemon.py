@@ -185,6 +185,9 @@ def run_daemon(config: Config, reload: Callable[[], Config]) -> int:
     store = Store.open(config.settings.database)
     try:
         monitor = Monitor(config, store)
-        return asyncio.run(Daemon(monitor, reload).run())
+        try:
+            return asyncio.run(Daemon(monitor, reload).run())
+        finally:
+            monitor.close()
     finally:
         store.close()

@@ -2,7 +2,7 @@
 
 One feed's poll, as data flowing:
 
-    feed state (db) -> fetch (HTTP) -> parse (thread) -> unseen items -> match -> decide alerts
+    feed state (db) -> fetch (HTTP) -> parse (process) -> unseen items -> match -> decide alerts
     -> ONE transaction: items, matches, outbox rows, feed state and HTTP validators
 
 and, separately, delivery: due outbox rows -> channel (Apprise, thread) -> mark delivered or
@@ -28,7 +28,7 @@ from monitor.alerts.render import render
 from monitor.clock import Clock, utcnow
 from monitor.errors import FeedError
 from monitor.feeds.fetch import Fetcher
-from monitor.feeds.parse import parse_feed
+from monitor.feeds.pool import ParsePool
 from monitor.feeds.schedule import next_poll
 from monitor.rules.match import Matcher
 from monitor.store.repo import FeedState, PendingAlert, Store, Tx
@@ -50,6 +50,8 @@ log = logging.getLogger("monitor.pipeline")
 CLOCK_SKEW = timedelta(minutes=10)
 # How long a sender holds a claimed outbox row before another sender may retry it.
 DELIVERY_LEASE = timedelta(minutes=5)
+# A document that takes longer than this to parse is abandoned (its worker process is killed).
+PARSE_DEADLINE = timedelta(seconds=60)
 
 
 # --- pure decisions ------------------------------------------------------------------------
@@ -109,7 +111,11 @@ class Monitor:
         self.matcher = Matcher(config.rules)
         self.rules = {r.name: r for r in config.rules}
         self._write_lock = asyncio.Lock()
+        self.parser = ParsePool(deadline=PARSE_DEADLINE.total_seconds())
         store.sync_feeds(config.feeds)
+
+    def close(self) -> None:
+        self.parser.close()
 
     def reconfigure(self, config: Config) -> None:
         """Swap in a new, already validated config (SIGHUP)."""
@@ -144,9 +150,7 @@ class Monitor:
         error = result.error
         if result.status is FetchStatus.OK:
             try:
-                parsed = await asyncio.to_thread(
-                    parse_feed, result.body, result.headers, result.url
-                )
+                parsed = await self.parser.parse(result.body, result.headers, result.url)
             except FeedError as exc:
                 error = str(exc)
         async with self._write_lock:  # one writer at a time: SQLite has a single write lock

@@ -1,0 +1,57 @@
+"""ParsePool: parsing in worker processes, and a parse that overruns its deadline is stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from monitor.errors import FeedError
+from monitor.feeds.parse import parse_feed
+from monitor.feeds.pool import ParsePool
+
+RSS = (Path(__file__).parent / "fixtures" / "feeds" / "rss20.xml").read_bytes()
+
+
+def big_feed(items: int) -> bytes:
+    entry = (
+        "<item><guid>g{n}</guid><title>Meldung {n}</title>"
+        "<description>Ein längerer Text über die Lage, Nummer {n}.</description></item>"
+    )
+    body = "".join(entry.format(n=n) for n in range(items))
+    return f'<rss version="2.0"><channel><title>big</title>{body}</channel></rss>'.encode()
+
+
+def test_results_equal_parsing_in_process() -> None:
+    async def run() -> None:
+        with ParsePool(workers=2) as pool:
+            results = await asyncio.gather(*(pool.parse(RSS, {}, "http://x/") for _ in range(8)))
+        assert all(r == parse_feed(RSS, {}, "http://x/") for r in results)
+
+    asyncio.run(run())
+
+
+def test_a_parse_over_its_deadline_is_stopped_and_the_pool_recovers() -> None:
+    async def run() -> None:
+        with ParsePool(workers=1, deadline=0.3) as pool:
+            await pool.parse(RSS, {}, "http://x/")  # workers are up
+            started = time.monotonic()
+            with pytest.raises(FeedError, match="longer than"):
+                await pool.parse(big_feed(20_000), {}, "http://x/")
+            assert time.monotonic() - started < 2
+            again = await pool.parse(RSS, {}, "http://x/")
+            assert again.items
+
+    asyncio.run(run())
+
+
+def test_a_broken_document_is_a_feed_error_not_a_crash() -> None:
+    async def run() -> None:
+        with ParsePool(workers=1) as pool:
+            with pytest.raises(FeedError, match="not a feed"):
+                await pool.parse(b"<html><body>Login</body></html>", {}, "http://x/")
+            assert (await pool.parse(RSS, {}, "http://x/")).items
+
+    asyncio.run(run())
