@@ -18,7 +18,13 @@ from typing import Any, TextIO
 
 from monitor import __version__
 from monitor.clock import utcnow
-from monitor.config import load_config, mask_url, parse_duration, resolve_config_path
+from monitor.config import (
+    insecure_permissions,
+    load_config,
+    mask_url,
+    parse_duration,
+    resolve_config_path,
+)
 from monitor.errors import MonitorError, UsageError, UserError
 from monitor.logs import setup_logging
 from monitor.types import Config
@@ -30,6 +36,9 @@ def _load(args: argparse.Namespace) -> Config:
     path = resolve_config_path(args.config, os.environ)
     config = load_config(path, os.environ)
     setup_logging(args.verbose, secrets=[u for c in config.channels for u in c.urls])
+    warning = insecure_permissions(path)
+    if warning:
+        print(f"monitor: warning: {warning}", file=sys.stderr)
     return config
 
 

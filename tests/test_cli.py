@@ -284,3 +284,14 @@ def test_bundled_config_without_network_reports_every_feed(tmp_path: Path) -> No
     for line in result.stdout.splitlines()[1 : 1 + len(feeds)]:
         assert " error " in line
     assert (tmp_path / "data" / "monitor.db").exists()
+
+
+def test_a_world_readable_config_with_a_literal_secret_is_warned_about(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[channels]\ndesk = "json://user:{CANARY}@127.0.0.1:9/x"\n')
+    config.chmod(0o644)
+    result = cli("--config", str(config), "check")
+    assert result.returncode == 0
+    assert "chmod 600" in result.stderr and CANARY not in result.stderr + result.stdout
+    config.chmod(0o600)
+    assert "chmod" not in cli("--config", str(config), "check").stderr
