@@ -387,3 +387,15 @@ def test_error_text_names_rule_field_and_column() -> None:
 )
 def test_rules_that_compile(r: RuleConfig) -> None:
     compile_rule(r)
+
+
+def test_near_stays_fast_when_both_words_repeat_thousands_of_times() -> None:
+    """A hostile item must not stall matching: NEAR is not quadratic in the hit counts."""
+    import time
+
+    rule = RuleConfig(name="near", query="Kursk NEAR/4 Truppen", languages=("de",))
+    text = " ".join(["Kursk Wald Feld Wiese Truppen Haus Dorf Stadt Land"] * 8000)
+    started = time.perf_counter()
+    result = Matcher([rule]).match("", text)
+    assert [m.rule for m in result] == ["near"]
+    assert time.perf_counter() - started < 5.0

@@ -14,7 +14,7 @@ terms as written in the text, character spans for highlighting, and the snippet.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -222,14 +222,25 @@ class _Near(_Node):
         self.left, self.right, self.distance = left, right, distance
 
     def evaluate(self, doc: _Doc, fields: tuple[int, ...]) -> _Hits:
+        # For each left hit, the right hits within reach are found by bisection (a right hit
+        # after it starts in [a.end, a.end + d - 1]; one before it ends in [a.start - d + 1,
+        # a.start]), so an item repeating both words thousands of times stays linear-ish.
         found: set[_Hit] = set()
+        d = self.distance
         for f in fields:
             rights = self.right.hits(doc, f)
-            for a in self.left.hits(doc, f) if rights else ():
-                for b in rights:
-                    first, second = (a, b) if a.start <= b.start else (b, a)
-                    if first.end <= second.start <= first.end - 1 + self.distance:
-                        found.update((a, b))
+            lefts = self.left.hits(doc, f) if rights else []
+            if not lefts:
+                continue
+            by_start = sorted(rights, key=lambda h: h.start)
+            starts = [h.start for h in by_start]
+            by_end = sorted(rights, key=lambda h: h.end)
+            ends = [h.end for h in by_end]
+            for a in lefts:
+                after = by_start[bisect_left(starts, a.end) : bisect_right(starts, a.end - 1 + d)]
+                before = by_end[bisect_left(ends, a.start - d + 1) : bisect_right(ends, a.start)]
+                for b in (*after, *before):
+                    found.update((a, b))
         return sorted(found) or None
 
 
