@@ -307,8 +307,8 @@ def stage_costs(tmp: Path, args: argparse.Namespace, feeds: int = 50) -> dict[st
 
         def insert_items() -> list[int | None]:
             with store.transaction() as tx:
-                feed_id = tx.feed_id("stages")
-                return [tx.insert_item(feed_id, item, now) for item in items]
+                inserted = tx.insert_items(tx.feed_id("stages"), items, now)
+            return [inserted.get(item.key) for item in items]
 
         def insert_matches() -> None:
             with store.transaction() as tx:
@@ -316,7 +316,7 @@ def stage_costs(tmp: Path, args: argparse.Namespace, feeds: int = 50) -> dict[st
                     for match in found:
                         tx.insert_match(item_id or 0, match, now, alerted=False)
 
-        ids = timed("Tx.insert_item (one transaction)", n, insert_items)
+        ids = timed("Tx.insert_items (one transaction)", n, insert_items)
         timed(f"Tx.insert_match x {sum(map(len, matches)) / n:.1f} per item", n, insert_matches)
     finally:
         store.close()

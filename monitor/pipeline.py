@@ -147,14 +147,26 @@ class Monitor:
         request = FetchRequest(feed.name, state.url, state.etag, state.last_modified)
         result = await fetcher.fetch(request)
         parsed: ParsedFeed | None = None
+        unseen: list[tuple[Item, list[Match]]] = []
         error = result.error
         if result.status is FetchStatus.OK:
             try:
                 parsed = await self.parser.parse(result.body, result.headers, result.url)
             except FeedError as exc:
                 error = str(exc)
+            else:
+                unseen = await asyncio.to_thread(self._match_unseen, feed, parsed)
         async with self._write_lock:  # one writer at a time: SQLite has a single write lock
-            return await asyncio.to_thread(self._record, feed, state, result, parsed, error)
+            return await asyncio.to_thread(self._record, feed, state, result, parsed, unseen, error)
+
+    def _match_unseen(self, feed: FeedConfig, parsed: ParsedFeed) -> list[tuple[Item, list[Match]]]:
+        """The items this feed has not stored yet, each with the rules it matches."""
+        seen = self.store.seen_keys(feed.name, [i.key for i in parsed.items])
+        return [
+            (item, self.matcher.match(item.title, item.text))
+            for item in parsed.items
+            if item.key not in seen
+        ]
 
     def _record(
         self,
@@ -162,6 +174,7 @@ class Monitor:
         state: FeedState,
         result: FetchResult,
         parsed: ParsedFeed | None,
+        unseen: list[tuple[Item, list[Match]]],
         error: str | None,
     ) -> FeedOutcome:
         now = self.clock()
@@ -192,24 +205,28 @@ class Monitor:
                 )
             log.warning("feed %s failed (%d in a row): %s", feed.name, failures, error)
             return FeedOutcome(feed.name, "error", error=error)
-        return self._record_items(feed, result, parsed, now)
+        return self._record_items(feed, result, parsed, unseen, now)
 
     def _record_items(
-        self, feed: FeedConfig, result: FetchResult, parsed: ParsedFeed, now: datetime
+        self,
+        feed: FeedConfig,
+        result: FetchResult,
+        parsed: ParsedFeed,
+        unseen: list[tuple[Item, list[Match]]],
+        now: datetime,
     ) -> FeedOutcome:
-        seen = self.store.seen_keys(feed.name, [i.key for i in parsed.items])
-        unseen = [i for i in parsed.items if i.key not in seen]
-        matched = [(item, self.matcher.match(item.title, item.text)) for item in unseen]
-        new_items = n_matches = n_alerts = 0
+        n_matches = n_alerts = 0
         with self.store.transaction() as tx:
             feed_id = tx.feed_id(feed.name)
-            for item, matches in matched:
-                item_id = tx.insert_item(feed_id, item, now)
-                if item_id is None:  # another poller stored it meanwhile
+            # insert-or-ignore: an item another poller stored meanwhile gets no id here
+            ids = tx.insert_items(feed_id, [item for item, _ in unseen], now)
+            for item, matches in unseen:
+                item_id = ids.get(item.key)
+                if item_id is None or not matches:
                     continue
-                new_items += 1
                 n_matches += len(matches)
                 n_alerts += self._record_matches(tx, feed, item, item_id, matches, now)
+            new_items = len(ids)
             tx.add_items_seen(feed.name, new_items)
             if result.permanent_url:  # every hop was 301/308 and the result parsed
                 tx.update_feed(feed.name, url=result.permanent_url)

@@ -63,16 +63,19 @@ def test_sqlite_runs_in_wal_mode(tmp_path: object) -> None:
 def test_insert_or_ignore_finds_new_items(store: Store) -> None:
     with store.transaction() as tx:
         fid = tx.feed_id(FEED.name)
-        first = tx.insert_item(fid, item("a"), NOW)
-        again = tx.insert_item(fid, item("a"), NOW)
-        other = tx.insert_item(fid, item("b"), NOW)
-    assert first is not None and other is not None and again is None
+        first = tx.insert_items(fid, [item("a")], NOW)
+        again = tx.insert_items(fid, [item("a"), item("b")], NOW)
+    assert set(first) == {"a"} and set(again) == {"b"}
+    assert first["a"] != again["b"]
     assert store.seen_keys(FEED.name, ["a", "b", "c"]) == {"a", "b"}
+    many = [item(f"k{n}") for n in range(1000)]  # more than one statement's worth
+    with store.transaction() as tx:
+        assert len(tx.insert_items(tx.feed_id(FEED.name), many, NOW)) == 1000
 
 
 def test_a_failed_transaction_leaves_nothing_behind(store: Store) -> None:
     with pytest.raises(RuntimeError), store.transaction() as tx:
-        tx.insert_item(tx.feed_id(FEED.name), item("a"), NOW)
+        tx.insert_items(tx.feed_id(FEED.name), [item("a")], NOW)
         tx.update_feed(FEED.name, etag='"v2"')
         raise RuntimeError("crash between insert and commit")
     assert store.seen_keys(FEED.name, ["a"]) == set()
@@ -82,9 +85,10 @@ def test_a_failed_transaction_leaves_nothing_behind(store: Store) -> None:
 def test_one_alert_per_rule_and_article(store: Store) -> None:
     with store.transaction() as tx:
         fid = tx.feed_id(FEED.name)
-        a = tx.insert_item(fid, item("a", "https://x.org/1"), NOW)
-        b = tx.insert_item(fid, item("b", "https://x.org/1"), NOW)
-        assert a is not None and b is not None
+        ids = tx.insert_items(
+            fid, [item("a", "https://x.org/1"), item("b", "https://x.org/1")], NOW
+        )
+        a, b = ids["a"], ids["b"]
         assert tx.claim_link("nk", "https://x.org/1", a)
         assert not tx.claim_link("nk", "https://x.org/1", b)
         assert tx.claim_link("other-rule", "https://x.org/1", b)
@@ -92,8 +96,7 @@ def test_one_alert_per_rule_and_article(store: Store) -> None:
 
 def test_outbox_claim_deliver_and_retry(store: Store) -> None:
     with store.transaction() as tx:
-        iid = tx.insert_item(tx.feed_id(FEED.name), item("a"), NOW)
-        assert iid is not None
+        iid = tx.insert_items(tx.feed_id(FEED.name), [item("a")], NOW)["a"]
         tx.insert_match(iid, Match("nk", ("Kursk",), "… Kursk …"), NOW, alerted=True)
         tx.enqueue(iid, "desk", "nm-1", Message("t", "b"), NOW)
         tx.enqueue(iid, "osint", "nm-2", Message("t", "b"), NOW)
@@ -121,8 +124,7 @@ def test_matches_newest_first_with_filters(store: Store) -> None:
     with store.transaction() as tx:
         fid = tx.feed_id(FEED.name)
         for n, key in enumerate(["a", "b", "c"]):
-            iid = tx.insert_item(fid, item(key), NOW)
-            assert iid is not None
+            iid = tx.insert_items(fid, [item(key)], NOW)[key]
             rule = "nk" if key != "b" else "other"
             at = NOW + timedelta(minutes=n)
             tx.insert_match(iid, Match(rule, ("Kursk", "Курск"), "s"), at, alerted=True)

@@ -366,25 +366,36 @@ class Tx:
     def feed_id(self, name: str) -> int:
         return self.session.scalars(select(FeedRow.id).where(FeedRow.name == name)).one()
 
-    def insert_item(self, feed_id: int, item: Item, now: datetime) -> int | None:
-        """Store a new item; None when the feed had it already (insert-or-ignore)."""
-        stmt = (
-            self._insert(ItemRow)
-            .values(
-                feed_id=feed_id,
-                key=item.key,
-                guid=item.guid,
-                link=item.link,
-                canonical_link=item.canonical_link,
-                title=item.title,
-                text=item.text,
-                published_at=item.published,
-                first_seen_at=now,
+    def insert_items(self, feed_id: int, items: Sequence[Item], now: datetime) -> dict[str, int]:
+        """Store the items the feed does not have yet (insert-or-ignore on (feed, key)).
+
+        Returns the ids of the rows really inserted, by key: an item another poller stored
+        meanwhile is not among them. Multi-row statements, a few hundred rows each.
+        """
+        inserted: dict[str, int] = {}
+        for start in range(0, len(items), 300):
+            rows = [
+                {
+                    "feed_id": feed_id,
+                    "key": item.key,
+                    "guid": item.guid,
+                    "link": item.link,
+                    "canonical_link": item.canonical_link,
+                    "title": item.title,
+                    "text": item.text,
+                    "published_at": item.published,
+                    "first_seen_at": now,
+                }
+                for item in items[start : start + 300]
+            ]
+            stmt = (
+                self._insert(ItemRow)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=["feed_id", "key"])
+                .returning(ItemRow.key, ItemRow.id)
             )
-            .on_conflict_do_nothing(index_elements=["feed_id", "key"])
-            .returning(ItemRow.id)
-        )
-        return self.session.execute(stmt).scalar_one_or_none()
+            inserted.update({key: id_ for key, id_ in self.session.execute(stmt)})
+        return inserted
 
     def claim_link(self, rule: str, link_key: str, item_id: int) -> bool:
         """True when no item has alerted `rule` for this article yet (and records that one has)."""
