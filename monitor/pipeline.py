@@ -28,9 +28,7 @@ from monitor.alerts.render import render
 from monitor.clock import Clock, utcnow
 from monitor.errors import FeedError
 from monitor.feeds.fetch import Fetcher
-from monitor.feeds.pool import ParsePool
 from monitor.feeds.schedule import next_poll
-from monitor.rules.match import Matcher
 from monitor.store.repo import FeedState, PendingAlert, Store, Tx
 from monitor.types import (
     AlertContent,
@@ -43,6 +41,7 @@ from monitor.types import (
     Match,
     ParsedFeed,
 )
+from monitor.workers import WorkerPool
 
 log = logging.getLogger("monitor.pipeline")
 
@@ -50,8 +49,8 @@ log = logging.getLogger("monitor.pipeline")
 CLOCK_SKEW = timedelta(minutes=10)
 # How long a sender holds a claimed outbox row before another sender may retry it.
 DELIVERY_LEASE = timedelta(minutes=5)
-# A document that takes longer than this to parse is abandoned (its worker process is killed).
-PARSE_DEADLINE = timedelta(seconds=60)
+# A feed whose parsing (or matching) takes longer is abandoned: its worker process is killed.
+WORKER_DEADLINE = timedelta(seconds=60)
 
 
 # --- pure decisions ------------------------------------------------------------------------
@@ -108,20 +107,18 @@ class Monitor:
         self.config = config
         self.store = store
         self.clock = clock
-        self.matcher = Matcher(config.rules)
         self.rules = {r.name: r for r in config.rules}
         self._write_lock = asyncio.Lock()
-        self.parser = ParsePool(deadline=PARSE_DEADLINE.total_seconds())
+        self.workers = WorkerPool(deadline=WORKER_DEADLINE.total_seconds())
         store.sync_feeds(config.feeds)
 
     def close(self) -> None:
-        self.parser.close()
+        self.workers.close()
 
     def reconfigure(self, config: Config) -> None:
         """Swap in a new, already validated config (SIGHUP)."""
-        matcher = Matcher(config.rules)
         self.store.sync_feeds(config.feeds)
-        self.config, self.matcher = config, matcher
+        self.config = config
         self.rules = {r.name: r for r in config.rules}
 
     def fetcher(self) -> Fetcher:
@@ -151,22 +148,17 @@ class Monitor:
         error = result.error
         if result.status is FetchStatus.OK:
             try:
-                parsed = await self.parser.parse(result.body, result.headers, result.url)
+                parsed = await self.workers.parse(result.body, result.headers, result.url)
+                seen = await asyncio.to_thread(
+                    self.store.seen_keys, feed.name, [i.key for i in parsed.items]
+                )
+                fresh = [item for item in parsed.items if item.key not in seen]
+                unseen = await self.workers.match(self.config.rules, fresh)
             except FeedError as exc:
                 error = str(exc)
-            else:
-                unseen = await asyncio.to_thread(self._match_unseen, feed, parsed)
+                parsed = None
         async with self._write_lock:  # one writer at a time: SQLite has a single write lock
             return await asyncio.to_thread(self._record, feed, state, result, parsed, unseen, error)
-
-    def _match_unseen(self, feed: FeedConfig, parsed: ParsedFeed) -> list[tuple[Item, list[Match]]]:
-        """The items this feed has not stored yet, each with the rules it matches."""
-        seen = self.store.seen_keys(feed.name, [i.key for i in parsed.items])
-        return [
-            (item, self.matcher.match(item.title, item.text))
-            for item in parsed.items
-            if item.key not in seen
-        ]
 
     def _record(
         self,

@@ -1,4 +1,4 @@
-"""ParsePool: parsing in worker processes, and a parse that overruns its deadline is stopped."""
+"""WorkerPool: parsing in worker processes, and a parse that overruns its deadline is stopped."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from monitor.errors import FeedError
 from monitor.feeds.parse import parse_feed
-from monitor.feeds.pool import ParsePool
+from monitor.workers import WorkerPool, match_items
 
 RSS = (Path(__file__).parent / "fixtures" / "feeds" / "rss20.xml").read_bytes()
 
@@ -26,7 +26,7 @@ def big_feed(items: int) -> bytes:
 
 def test_results_equal_parsing_in_process() -> None:
     async def run() -> None:
-        with ParsePool(workers=2) as pool:
+        with WorkerPool(workers=2) as pool:
             results = await asyncio.gather(*(pool.parse(RSS, {}, "http://x/") for _ in range(8)))
         assert all(r == parse_feed(RSS, {}, "http://x/") for r in results)
 
@@ -35,7 +35,7 @@ def test_results_equal_parsing_in_process() -> None:
 
 def test_a_parse_over_its_deadline_is_stopped_and_the_pool_recovers() -> None:
     async def run() -> None:
-        with ParsePool(workers=1, deadline=0.3) as pool:
+        with WorkerPool(workers=1, deadline=0.3) as pool:
             await pool.parse(RSS, {}, "http://x/")  # workers are up
             started = time.monotonic()
             with pytest.raises(FeedError, match="longer than"):
@@ -49,9 +49,27 @@ def test_a_parse_over_its_deadline_is_stopped_and_the_pool_recovers() -> None:
 
 def test_a_broken_document_is_a_feed_error_not_a_crash() -> None:
     async def run() -> None:
-        with ParsePool(workers=1) as pool:
+        with WorkerPool(workers=1) as pool:
             with pytest.raises(FeedError, match="not a feed"):
                 await pool.parse(b"<html><body>Login</body></html>", {}, "http://x/")
             assert (await pool.parse(RSS, {}, "http://x/")).items
 
     asyncio.run(run())
+
+
+def test_matching_in_a_worker_equals_matching_here() -> None:
+    from monitor.rules.match import Matcher
+    from monitor.types import RuleConfig
+
+    rules = (RuleConfig(name="nk", any=("Kursk",)), RuleConfig(name="none", any=("Paris",)))
+    items = parse_feed(big_feed(50), {}, "http://x/").items
+    items = tuple(i for i in items) + parse_feed(RSS, {}, "http://x/").items
+
+    async def run() -> list[tuple[object, list[object]]]:
+        with WorkerPool(workers=1) as pool:
+            assert await pool.match(rules, []) == []
+            return list(await pool.match(rules, items))
+
+    expected = match_items(rules, items)
+    assert asyncio.run(run()) == expected
+    assert expected == [(i, Matcher(rules).match(i.title, i.text)) for i in items]

@@ -1,0 +1,115 @@
+"""The CPU-bound stages (parsing, matching) in worker processes, with a hard deadline.
+
+feedparser and the matcher are pure Python and CPU-bound: in the event loop they would stall
+every other feed, in a thread they hold the GIL and cannot be stopped (some documents make
+feedparser quadratic: 20,000 categories in one item take seconds). `WorkerPool` runs them in a
+small process pool instead, so they use every core, and a task that overruns its deadline is
+ended by restarting the pool: that feed gets a FeedError (and is retried on its next poll)
+while the monitor goes on. A worker that dies (out of memory, a crash in C code) is handled
+the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from functools import lru_cache
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from monitor.errors import FeedError
+from monitor.feeds.parse import parse_feed
+from monitor.rules.match import Matcher
+from monitor.types import Item, Match, ParsedFeed, RuleConfig
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@lru_cache(maxsize=4)
+def _matcher(rules: tuple[RuleConfig, ...]) -> Matcher:
+    """Compiled once per worker process and rule set (a reload brings a new one)."""
+    return Matcher(rules)
+
+
+def match_items(
+    rules: tuple[RuleConfig, ...], items: Sequence[Item]
+) -> list[tuple[Item, list[Match]]]:
+    """Every item with the rules it matches (runs in a worker process)."""
+    matcher = _matcher(rules)
+    return [(item, matcher.match(item.title, item.text)) for item in items]
+
+
+class WorkerPool:
+    """`await pool.parse(...)`, `await pool.match(...)`; use as `with WorkerPool() as pool`."""
+
+    def __init__(self, workers: int | None = None, deadline: float = 60.0) -> None:
+        self.workers = workers or max(1, min(4, os.cpu_count() or 1))
+        self.deadline = deadline
+        self._executor: ProcessPoolExecutor | None = None
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            # forkserver: workers are not forked from a process that runs threads (aiohttp's
+            # resolver, APScheduler, SQLite), which fork would copy in a broken state.
+            context = multiprocessing.get_context("forkserver")
+            self._executor = ProcessPoolExecutor(self.workers, mp_context=context)
+        return self._executor
+
+    async def parse(self, body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
+        """The parsed document (FeedError when it is not a feed or overruns the deadline)."""
+        return await self._run("parsing", parse_feed, body, dict(headers), url)
+
+    async def match(
+        self, rules: tuple[RuleConfig, ...], items: Sequence[Item]
+    ) -> list[tuple[Item, list[Match]]]:
+        """Every item with the rules it matches."""
+        if not items:
+            return []
+        return await self._run("matching", match_items, rules, list(items))
+
+    async def _run(self, what: str, func: Callable[..., T], *args: Any) -> T:
+        executor = self._pool()
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(executor, func, *args)
+        try:
+            return await asyncio.wait_for(future, self.deadline)
+        except TimeoutError:
+            self._restart(executor, f"{what} overran its deadline")
+            raise FeedError(
+                f"{what} took longer than {self.deadline:.0f} s and was stopped"
+            ) from None
+        except BrokenProcessPool:
+            self._restart(executor, "a worker process died")
+            raise FeedError(f"the worker process died while {what} this feed") from None
+
+    def _restart(self, executor: ProcessPoolExecutor, why: str) -> None:
+        """Kill the pool's processes (the only way to stop a running parse) and start afresh."""
+        if self._executor is not executor:
+            return  # another task restarted it already
+        log.warning("restarting the worker processes: %s", why)
+        self._executor = None
+        for process in list(getattr(executor, "_processes", {}).values()):
+            process.kill()
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
