@@ -45,6 +45,22 @@ def match_items(
     return [(item, matcher.match(item.title, item.text)) for item in items]
 
 
+def _guarded(what: str, func: Callable[..., T], *args: Any) -> T:
+    """Run `func` in the worker; any failure of it becomes this feed's FeedError.
+
+    feedparser and the standard library raise all kinds of errors on hostile documents
+    (ValueError from a huge character reference, UnicodeDecodeError from a made-up encoding
+    name, ...): each must fail one feed, never the pass.
+    """
+    try:
+        return func(*args)
+    except FeedError:
+        raise
+    except Exception as exc:
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise FeedError(f"{what} failed: {type(exc).__name__}: {reason}") from None
+
+
 class WorkerPool:
     """`await pool.parse(...)`, `await pool.match(...)`; use as `with WorkerPool() as pool`."""
 
@@ -52,6 +68,7 @@ class WorkerPool:
         self.workers = workers or max(1, min(4, os.cpu_count() or 1))
         self.deadline = deadline
         self._executor: ProcessPoolExecutor | None = None
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
@@ -73,20 +90,31 @@ class WorkerPool:
             return []
         return await self._run("matching", match_items, rules, list(items))
 
-    async def _run(self, what: str, func: Callable[..., T], *args: Any) -> T:
-        executor = self._pool()
+    def _semaphore(self) -> asyncio.Semaphore:
+        """One slot per worker, so a task's deadline counts its run time, not its queue time."""
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(executor, func, *args)
-        try:
-            return await asyncio.wait_for(future, self.deadline)
-        except TimeoutError:
-            self._restart(executor, f"{what} overran its deadline")
-            raise FeedError(
-                f"{what} took longer than {self.deadline:.0f} s and was stopped"
-            ) from None
-        except BrokenProcessPool:
-            self._restart(executor, "a worker process died")
-            raise FeedError(f"the worker process died while {what} this feed") from None
+        if self._slots is None or self._slots[0] is not loop:
+            self._slots = (loop, asyncio.Semaphore(self.workers))
+        return self._slots[1]
+
+    async def _run(self, what: str, func: Callable[..., T], *args: Any) -> T:
+        async with self._semaphore():
+            for attempt in (1, 2):
+                executor = self._pool()
+                loop = asyncio.get_running_loop()
+                future = loop.run_in_executor(executor, _guarded, what, func, *args)
+                try:
+                    return await asyncio.wait_for(future, self.deadline)
+                except TimeoutError:
+                    self._restart(executor, f"{what} overran its deadline")
+                    message = f"{what} took longer than {self.deadline:.0f} s and was stopped"
+                    raise FeedError(message) from None
+                except BrokenProcessPool:
+                    if self._executor is not executor and attempt == 1:
+                        continue  # another task's overrun restarted the pool: try once more
+                    self._restart(executor, "a worker process died")
+                    raise FeedError(f"the worker process died while {what} this feed") from None
+        raise AssertionError("unreachable")
 
     def _restart(self, executor: ProcessPoolExecutor, why: str) -> None:
         """Kill the pool's processes (the only way to stop a running parse) and start afresh."""

@@ -73,3 +73,36 @@ def test_matching_in_a_worker_equals_matching_here() -> None:
     expected = match_items(rules, items)
     assert asyncio.run(run()) == expected
     assert expected == [(i, Matcher(rules).match(i.title, i.text)) for i in items]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'<rss version="2.0"><channel><item><title>x &#99999999; y</title></item></channel></rss>',
+        b'<?xml version="1.0" encoding="utf\xff-8"?><rss version="2.0"><channel></channel></rss>',
+    ],
+)
+def test_any_parser_crash_is_that_feeds_error(body: bytes) -> None:
+    async def run() -> None:
+        with WorkerPool(workers=1) as pool:
+            try:
+                await pool.parse(body, {}, "http://x/")
+            except FeedError:
+                pass  # reported as this feed's problem; anything else would end the pass
+            assert (await pool.parse(RSS, {}, "http://x/")).items
+
+    asyncio.run(run())
+
+
+def test_feeds_queued_behind_a_slow_one_do_not_inherit_its_deadline() -> None:
+    async def run() -> None:
+        with WorkerPool(workers=1, deadline=1.0) as pool:
+            await pool.parse(RSS, {}, "http://x/")
+            slow = asyncio.ensure_future(pool.parse(big_feed(20_000), {}, "http://x/"))
+            quick = [asyncio.ensure_future(pool.parse(RSS, {}, "http://x/")) for _ in range(3)]
+            with pytest.raises(FeedError, match="longer than"):
+                await slow
+            done = [await q for q in quick]
+            assert all(parsed.items for parsed in done)
+
+    asyncio.run(run())
