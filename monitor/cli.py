@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from monitor import __version__
 from monitor.clock import utcnow
 from monitor.config import (
@@ -71,6 +73,8 @@ def cmd_poll(args: argparse.Namespace) -> int:
                 outcomes = await monitor.poll_all(fetcher)
             return outcomes, await monitor.deliver(all_pending=True)
 
+        orphaned = monitor.orphaned_alerts()
+
         try:
             outcomes, delivery = asyncio.run(one_pass())
         finally:
@@ -100,6 +104,11 @@ def cmd_poll(args: argparse.Namespace) -> int:
     )
     for error in delivery.errors:
         print(f"  {error}")
+    for name, count in orphaned.items():
+        print(
+            f"  {count} alert(s) wait for channel {name!r}, which is no longer in "
+            f"{config.path}: they are kept and sent if it comes back"
+        )
     return 0
 
 
@@ -111,8 +120,9 @@ def cmd_matches(args: argparse.Namespace) -> int:
     if args.since is not None:
         try:
             since = utcnow() - parse_duration(args.since)
-        except ValueError as exc:
-            raise UsageError(f"--since {args.since!r}: {exc}") from None
+        except (ValueError, OverflowError) as exc:
+            reason = "too long ago" if isinstance(exc, OverflowError) else exc
+            raise UsageError(f"--since {args.since!r}: {reason}") from None
     store = Store.open(config.settings.database)
     try:
         found = store.matches(rule=args.rule, since=since, limit=args.limit)
@@ -261,6 +271,16 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO) -
 # --- argument parsing ----------------------------------------------------------------------
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -292,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rule", metavar="R", help="only this rule's matches")
     p.add_argument("--since", metavar="DURATION", help="only matches this recent, e.g. 24h")
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
-    p.add_argument("--limit", type=int, default=1000, help="at most this many (default 1000)")
+    p.add_argument("--limit", type=_positive, default=1000, help="at most this many (default 1000)")
     p = add("test-rule", cmd_test_rule, "show whether and where a rule matches a text")
     target = p.add_mutually_exclusive_group()
     target.add_argument("name", nargs="?", metavar="NAME", help="a rule from config.toml")
@@ -322,6 +342,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except MonitorError as exc:
         print(f"monitor: error: {exc}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as exc:  # parameters are hidden by the engine: no secret in it
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
+        print(f"monitor: database error: {reason}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -1,13 +1,21 @@
 """`monitor run`: APScheduler ticks, the pipeline works, the database remembers.
 
-The scheduler only decides *when* to look at a feed: one interval job per feed (with jitter,
-`coalesce`, `max_instances=1`), first run spread over the first seconds after start. Whether a
-feed is really due (backoff after failures, Retry-After) is decided from its row in the
-database, so a restart loses nothing. A delivery job drains the outbox every few seconds and
-right after a poll queued alerts. SIGTERM/SIGINT stop cleanly: no new polls start, running
-ones get a grace period, and anything unfinished is simply polled again next time (items and
-alerts are committed before they count). SIGHUP re-reads config.toml and swaps it in only if it
-is valid; otherwise the old config keeps running and the problem is logged.
+Feeds: one APScheduler interval job per feed (jitter, `coalesce`, `max_instances=1`, a generous
+`misfire_grace_time`), first runs spread over the first seconds after start. The database
+decides when a feed may really be fetched: after a failure its row holds the backoff time
+(`next_poll_at`) and any Retry-After (`retry_until`), and the job's next run is moved there, so
+a failing feed is retried after its backoff, not on the next grid tick. A restart reads the
+same rows, so nothing is forgotten.
+
+Alerts: one sender task per channel drains that channel's outbox, at once when a poll queued
+alerts and every few seconds for retries; a slow or dead channel only delays itself.
+
+Signals: SIGTERM/SIGINT stop cleanly: polls are cancelled at once (nothing of an unfinished
+poll is committed, so it is simply polled again next time), senders finish the alert they are
+sending and record the outcome (bounded by SEND_GRACE). SIGHUP re-reads config.toml and swaps
+it in only if it is valid: feed jobs are added, removed or rescheduled only where the feed
+changed, fetch settings get a new HTTP client, new channels get a sender. An invalid file is
+logged and the old config keeps running. The database URL needs a restart to change.
 """
 
 from __future__ import annotations
@@ -17,9 +25,8 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Callable, Coroutine
-from datetime import UTC, timedelta
-from typing import Any, TypeVar
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -27,16 +34,15 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor.clock import utcnow
 from monitor.errors import ConfigError
 from monitor.feeds.fetch import Fetcher
-from monitor.pipeline import Monitor
-from monitor.store.repo import Store
+from monitor.pipeline import Monitor, waiting_for_server
+from monitor.store.repo import FeedState, Store
 from monitor.types import Config, FeedConfig
 
 log = logging.getLogger("monitor.daemon")
-T = TypeVar("T")
 
-DELIVERY_EVERY = timedelta(seconds=10)
+DELIVERY_EVERY = timedelta(seconds=10)  # retry pass of each channel's outbox
 START_SPREAD = timedelta(seconds=10)  # first polls are spread over this long
-STOP_GRACE = 5.0  # seconds running polls and sends get to finish on SIGTERM (docker: 10 s)
+SEND_GRACE = 20.0  # seconds a sender may take to finish its current alert on SIGTERM
 
 
 def sd_notify(state: str) -> None:
@@ -53,130 +59,242 @@ def sd_notify(state: str) -> None:
         log.warning("could not notify systemd: %s", exc)
 
 
+def first_run(state: FeedState | None, spread: datetime) -> datetime:
+    """When a feed's job should first run: at its place in the start-up spread, unless the
+    feed is backing off after failures or the server asked us to wait."""
+    if state is None:
+        return spread
+    waits = [spread]
+    if state.retry_until is not None:
+        waits.append(state.retry_until)
+    if state.consecutive_failures and state.next_poll_at is not None:
+        waits.append(state.next_poll_at)
+    return max(waits)
+
+
+def fetch_settings(config: Config) -> tuple[object, ...]:
+    s = config.settings
+    return (s.timeout, s.max_bytes, s.concurrency, s.user_agent)
+
+
 class Daemon:
     def __init__(self, monitor: Monitor, reload: Callable[[], Config]) -> None:
         self.monitor = monitor
         self.reload_config = reload
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.stopping = asyncio.Event()
-        self.deliver_now = asyncio.Event()
-        self.running: set[asyncio.Future[Any]] = set()
+        self.polls: set[asyncio.Task[object]] = set()
+        self.senders: dict[str, asyncio.Task[None]] = {}
+        self.wake: dict[str, asyncio.Event] = {}
         self.fetcher: Fetcher | None = None
+        self.retired: set[Fetcher] = set()  # replaced on reload, closed when polls are done
+        self.background: set[asyncio.Task[None]] = set()
 
-    # --- jobs ----------------------------------------------------------------------------
+    # --- feeds ---------------------------------------------------------------------------
 
-    def schedule_feeds(self) -> None:
+    def schedule_feeds(self, previous: Config | None = None) -> None:
+        """Add a job for every new or changed feed, remove those of feeds no longer polled."""
+        feeds = {f.name: f for f in self.monitor.config.feeds if f.enabled}
+        before = {f.name: f for f in previous.feeds if f.enabled} if previous else {}
         for job in self.scheduler.get_jobs():
-            if job.id.startswith("feed:"):
+            name = job.id.removeprefix("feed:")
+            if job.id.startswith("feed:") and feeds.get(name) != before.get(name):
                 job.remove()
+        fresh = [f for name, f in feeds.items() if before.get(name) != f]
+        states = self.monitor.store.feed_states()
         now = utcnow()
-        feeds = [f for f in self.monitor.config.feeds if f.enabled]
-        for index, feed in enumerate(feeds):
+        for index, feed in enumerate(fresh):
+            spread = now + START_SPREAD * (index / max(1, len(fresh)))
             seconds = feed.interval.total_seconds()
-            first = now + START_SPREAD * (index / max(1, len(feeds)))
             self.scheduler.add_job(
                 self.poll_job,
                 IntervalTrigger(seconds=seconds, jitter=min(60.0, seconds * 0.05)),
                 args=[feed.name],
                 id=f"feed:{feed.name}",
-                next_run_time=first,
+                next_run_time=first_run(states.get(feed.name), spread),
                 coalesce=True,
                 max_instances=1,
                 misfire_grace_time=int(max(60.0, seconds / 2)),
             )
-        log.info("scheduled %d feeds", len(feeds))
+        log.info("%d feeds scheduled (%d new or changed)", len(feeds), len(fresh))
+
+    def postpone(self, name: str, when: datetime | None) -> None:
+        """Move a feed's next run to `when` if that is later than the job's own next run."""
+        job = self.scheduler.get_job(f"feed:{name}")
+        if job is None or when is None or job.next_run_time is None:
+            return
+        if when > job.next_run_time:
+            job.modify(next_run_time=when)
 
     async def poll_job(self, name: str) -> None:
         feed = next((f for f in self.monitor.config.feeds if f.name == name), None)
         if feed is None or self.stopping.is_set() or self.fetcher is None:
             return
+        task = asyncio.current_task()
+        if task is not None:
+            self.polls.add(task)
         try:
-            await self._tracked(self._poll(feed, self.fetcher))
+            await self._poll(feed, self.fetcher)
         except asyncio.CancelledError:
             if not self.stopping.is_set():
                 raise
             # Nothing of an unfinished poll was committed: it is simply polled again next time.
             log.info("poll of feed %s abandoned at shutdown", name)
+        finally:
+            if task is not None:
+                self.polls.discard(task)
 
     async def _poll(self, feed: FeedConfig, fetcher: Fetcher) -> None:
-        state = await asyncio.to_thread(self.monitor.store.feed_state, feed.name)
-        if state.consecutive_failures and state.next_poll_at and state.next_poll_at > utcnow():
-            return  # backing off after failures, or told to wait by Retry-After
+        store = self.monitor.store
+        state = await asyncio.to_thread(store.feed_state, feed.name)
+        now = utcnow()
+        backing_off = state.consecutive_failures and state.next_poll_at and state.next_poll_at > now
+        if waiting_for_server(state, now) or backing_off:
+            self.postpone(feed.name, max(t for t in (state.retry_until, state.next_poll_at) if t))
+            return
         outcome = await self.monitor.poll_feed(feed, fetcher)
         log.info(
-            "feed %s: %s, %d new items, %d matches, %d alerts queued",
+            "feed %s: %s, %d new items, %d matches, %d alerts queued%s",
             feed.name,
             outcome.status,
             outcome.new_items,
             outcome.matches,
             outcome.alerts,
+            f" ({outcome.error})" if outcome.error else "",
         )
         if outcome.alerts:
-            self.deliver_now.set()
+            for event in self.wake.values():
+                event.set()
+        if outcome.status == "error":
+            state = await asyncio.to_thread(store.feed_state, feed.name)
+            self.postpone(feed.name, state.next_poll_at)
 
-    async def delivery_loop(self) -> None:
-        """Drain the outbox every DELIVERY_EVERY, and at once when a poll queued alerts."""
-        while not self.stopping.is_set():
-            try:
-                report = await self._tracked(self.monitor.deliver())
-                if report.sent or report.failed:
-                    log.info("alerts: %d delivered, %d failed", report.sent, report.failed)
-            except Exception:
-                log.exception("delivery pass failed; retrying later")
-            self.deliver_now.clear()
-            waits = {
-                asyncio.ensure_future(self.deliver_now.wait()),
-                asyncio.ensure_future(self.stopping.wait()),
-            }
-            _, pending = await asyncio.wait(
-                waits, timeout=DELIVERY_EVERY.total_seconds(), return_when=asyncio.FIRST_COMPLETED
+    # --- alerts --------------------------------------------------------------------------
+
+    def start_senders(self) -> None:
+        """A sender task for every configured channel that has none (a removed channel's
+        sender ends by itself; its queued alerts wait in the outbox)."""
+        for channel in self.monitor.config.channels:
+            if channel.name not in self.senders:
+                self.wake[channel.name] = asyncio.Event()
+                task = asyncio.create_task(self.sender(channel.name))
+                self.senders[channel.name] = task
+        orphaned = self.monitor.orphaned_alerts()
+        for name, count in orphaned.items():
+            log.warning(
+                "%d undelivered alert(s) for channel %s, which is no longer in config.toml: "
+                "they are kept and sent if the channel comes back",
+                count,
+                name,
             )
-            for task in pending:
-                task.cancel()
 
-    async def _tracked(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run `coro` as a task that a shutdown waits for (and that job cancellation spares)."""
-        task = asyncio.ensure_future(coro)
-        self.running.add(task)
+    def _configured(self, name: str) -> bool:
+        return self.monitor.config.channel(name) is not None
+
+    async def sender(self, name: str) -> None:
+        wake = self.wake[name]
+
+        def keep_going() -> bool:
+            return not self.stopping.is_set() and self._configured(name)
+
         try:
-            return await asyncio.shield(task)
+            while keep_going():
+                wake.clear()
+                try:
+                    report = await self.monitor.deliver_channel(name, keep_going=keep_going)
+                    if report.sent or report.failed:
+                        log.info(
+                            "channel %s: %d delivered, %d failed", name, report.sent, report.failed
+                        )
+                except Exception:
+                    log.exception("delivery to channel %s failed; retrying later", name)
+                waits = {
+                    asyncio.ensure_future(wake.wait()),
+                    asyncio.ensure_future(self.stopping.wait()),
+                }
+                _, pending = await asyncio.wait(
+                    waits,
+                    timeout=DELIVERY_EVERY.total_seconds(),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                for waiter in pending:
+                    waiter.cancel()
         finally:
-            self.running.discard(task)
+            self.senders.pop(name, None)
 
     # --- signals -------------------------------------------------------------------------
 
-    def reload(self) -> None:
+    async def reload(self) -> None:
+        previous = self.monitor.config
         try:
-            config = self.reload_config()
+            config = await asyncio.to_thread(self.reload_config)
         except ConfigError as exc:
             log.error("config not reloaded, the old one stays in force: %s", exc)
             return
-        self.monitor.reconfigure(config)
-        self.schedule_feeds()
+        if config.settings.database != previous.settings.database:
+            log.warning("the database URL changed: restart the monitor to use the new one")
+        await asyncio.to_thread(self.monitor.reconfigure, config)
+        if fetch_settings(config) != fetch_settings(previous):
+            await self.replace_fetcher(previous.settings.timeout.total_seconds())
+        self.schedule_feeds(previous)
+        self.start_senders()
         log.info("config reloaded: %d feeds, %d rules", len(config.feeds), len(config.rules))
+
+    async def replace_fetcher(self, old_timeout: float) -> None:
+        """New HTTP settings: new polls use a new client; the old one is closed once the polls
+        that hold it are past their deadline."""
+        fetcher = self.monitor.fetcher()
+        await fetcher.open()
+        old, self.fetcher = self.fetcher, fetcher
+        if old is not None:
+            self.retired.add(old)
+
+            async def close_later() -> None:
+                await asyncio.sleep(old_timeout + 5)
+                self.retired.discard(old)
+                await old.close()
+
+            task = asyncio.create_task(close_later())
+            self.background.add(task)
+            task.add_done_callback(self.background.discard)
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
-        loop.add_signal_handler(signal.SIGHUP, self.reload)
-        async with self.monitor.fetcher() as fetcher:
-            self.fetcher = fetcher
+
+        def on_hup() -> None:
+            task = asyncio.create_task(self.reload())
+            self.background.add(task)
+            task.add_done_callback(self.background.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+        self.fetcher = self.monitor.fetcher()
+        await self.fetcher.open()
+        try:
             self.scheduler.start()
             self.schedule_feeds()
-            delivery = asyncio.create_task(self.delivery_loop())
+            self.start_senders()
             sd_notify("READY=1")
             log.info("monitor running; stop with SIGTERM or Ctrl-C")
             await self.stopping.wait()
             sd_notify("STOPPING=1")
-            log.info("stopping: waiting up to %.0fs for running polls", STOP_GRACE)
+            log.info("stopping: abandoning running polls, finishing alerts being sent")
             self.scheduler.shutdown(wait=False)
-            if self.running:
-                await asyncio.wait(set(self.running), timeout=STOP_GRACE)
-            delivery.cancel()
-            for task in self.running:
+            for task in list(self.polls):
                 task.cancel()
-            await asyncio.gather(delivery, *self.running, return_exceptions=True)
+            for task in list(self.background):
+                task.cancel()
+            await asyncio.gather(*self.polls, *self.background, return_exceptions=True)
+            senders = list(self.senders.values())
+            if senders:
+                _, late = await asyncio.wait(senders, timeout=SEND_GRACE)
+                for task in late:
+                    task.cancel()
+                await asyncio.gather(*senders, return_exceptions=True)
+        finally:
+            for fetcher in (self.fetcher, *self.retired):
+                await fetcher.close()
         log.info("stopped")
         return 0
 

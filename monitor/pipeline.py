@@ -2,15 +2,18 @@
 
 One feed's poll, as data flowing:
 
-    feed state (db) -> fetch (HTTP) -> parse (process) -> unseen items -> match -> decide alerts
-    -> ONE transaction: items, matches, outbox rows, feed state and HTTP validators
+    feed state (db) -> fetch (HTTP) -> parse (worker process) -> unseen items -> match
+    (worker process) -> decide alerts -> ONE transaction: items, matches, outbox rows, feed
+    state and HTTP validators
 
-and, separately, delivery: due outbox rows -> channel (Apprise, thread) -> mark delivered or
-retry later. Delivery never runs inside a poll's transaction, so a slow channel never holds up
-polling, and a crash between the two loses nothing: the outbox row is already committed.
+and, separately, delivery per channel: the channel's due outbox rows, one at a time, leased ->
+send (Apprise, thread) -> mark delivered, or record the error and a retry time. Delivery never
+runs inside a poll's transaction, so a slow channel never holds up polling, and a crash between
+the two loses nothing: the outbox row is already committed.
 
 Pure decisions (which items alert, when a feed is next due) are plain functions here or in the
-stage modules; the `Monitor` methods only move data between them and the edges.
+stage modules; the `Monitor` methods only move data between them and the edges. Each poll reads
+`self.config` once, so a reload (SIGHUP) never mixes two configs within one poll.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -29,7 +32,7 @@ from monitor.clock import Clock, utcnow
 from monitor.errors import FeedError
 from monitor.feeds.fetch import Fetcher
 from monitor.feeds.schedule import next_poll
-from monitor.store.repo import FeedState, PendingAlert, Store, Tx
+from monitor.store.repo import FeedState, Store, Tx
 from monitor.types import (
     AlertContent,
     Config,
@@ -47,10 +50,12 @@ log = logging.getLogger("monitor.pipeline")
 
 # Feed dates are not trusted: a date further in the future than this counts as missing.
 CLOCK_SKEW = timedelta(minutes=10)
-# How long a sender holds a claimed outbox row before another sender may retry it.
+# How long a sender holds the outbox row it is sending before another sender may retry it.
 DELIVERY_LEASE = timedelta(minutes=5)
 # A feed whose parsing (or matching) takes longer is abandoned: its worker process is killed.
 WORKER_DEADLINE = timedelta(seconds=60)
+
+Matched = list[tuple[Item, list[Match]]]
 
 
 # --- pure decisions ------------------------------------------------------------------------
@@ -74,6 +79,11 @@ def link_key(feed: str, item: Item) -> str:
     return item.canonical_link or f"feed:{feed}:{item.key}"
 
 
+def waiting_for_server(state: FeedState, now: datetime) -> bool:
+    """The server asked us (429/503 Retry-After) not to come back before `retry_until`."""
+    return state.retry_until is not None and state.retry_until > now
+
+
 # --- outcomes ------------------------------------------------------------------------------
 
 
@@ -82,7 +92,7 @@ class FeedOutcome:
     """What one feed's poll did; `error` set when the fetch or parse failed."""
 
     feed: str
-    status: str  # "new", "unchanged", "error", "gone", "disabled"
+    status: str  # "new", "unchanged", "error", "gone", "disabled", "waiting"
     items: int = 0  # items in the document
     new_items: int = 0
     matches: int = 0
@@ -96,18 +106,21 @@ class DeliveryReport:
     failed: int = 0
     errors: tuple[str, ...] = field(default_factory=tuple)
 
+    def __add__(self, other: DeliveryReport) -> DeliveryReport:
+        errors = self.errors + tuple(e for e in other.errors if e not in self.errors)
+        return DeliveryReport(self.sent + other.sent, self.failed + other.failed, errors)
+
 
 # --- the monitor ---------------------------------------------------------------------------
 
 
 class Monitor:
-    """One configured monitor: its store, matcher and channels, wired once."""
+    """One configured monitor: its config, store and worker processes, wired once."""
 
     def __init__(self, config: Config, store: Store, clock: Clock = utcnow) -> None:
         self.config = config
         self.store = store
         self.clock = clock
-        self.rules = {r.name: r for r in config.rules}
         self._write_lock = asyncio.Lock()
         self.workers = WorkerPool(deadline=WORKER_DEADLINE.total_seconds())
         store.sync_feeds(config.feeds)
@@ -116,10 +129,9 @@ class Monitor:
         self.workers.close()
 
     def reconfigure(self, config: Config) -> None:
-        """Swap in a new, already validated config (SIGHUP)."""
+        """Swap in a new, already validated config (SIGHUP); running polls keep the old one."""
         self.store.sync_feeds(config.feeds)
         self.config = config
-        self.rules = {r.name: r for r in config.rules}
 
     def fetcher(self) -> Fetcher:
         s = self.config.settings
@@ -138,35 +150,49 @@ class Monitor:
         return list(await asyncio.gather(*(self.poll_feed(f, fetcher) for f in feeds)))
 
     async def poll_feed(self, feed: FeedConfig, fetcher: Fetcher) -> FeedOutcome:
+        """Poll one feed. Never raises for the feed's sake: a bug is logged and reported."""
+        try:
+            return await self._poll(feed, fetcher, self.config)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("internal error while polling feed %s", feed.name)
+            return FeedOutcome(feed.name, "error", error=f"internal error: {exc!r}"[:300])
+
+    async def _poll(self, feed: FeedConfig, fetcher: Fetcher, config: Config) -> FeedOutcome:
         state = await asyncio.to_thread(self.store.feed_state, feed.name)
         if state.gone:
             return FeedOutcome(feed.name, "disabled", error="410 Gone: feed disabled")
+        if waiting_for_server(state, self.clock()):
+            until = f"{state.retry_until:%Y-%m-%d %H:%M} UTC" if state.retry_until else ""
+            return FeedOutcome(feed.name, "waiting", error=f"server asked to wait until {until}")
         request = FetchRequest(feed.name, state.url, state.etag, state.last_modified)
         result = await fetcher.fetch(request)
         parsed: ParsedFeed | None = None
-        unseen: list[tuple[Item, list[Match]]] = []
+        unseen: Matched = []
         error = result.error
         if result.status is FetchStatus.OK:
             try:
                 parsed = await self.workers.parse(result.body, result.headers, result.url)
-                seen = await asyncio.to_thread(
-                    self.store.seen_keys, feed.name, [i.key for i in parsed.items]
-                )
+                keys = [i.key for i in parsed.items]
+                seen = await asyncio.to_thread(self.store.seen_keys, feed.name, keys)
                 fresh = [item for item in parsed.items if item.key not in seen]
-                unseen = await self.workers.match(self.config.rules, fresh)
+                unseen = await self.workers.match(config.rules, fresh)
             except FeedError as exc:
-                error = str(exc)
-                parsed = None
+                error, parsed = str(exc), None
         async with self._write_lock:  # one writer at a time: SQLite has a single write lock
-            return await asyncio.to_thread(self._record, feed, state, result, parsed, unseen, error)
+            return await asyncio.to_thread(
+                self._record, config, feed, state, result, parsed, unseen, error
+            )
 
     def _record(
         self,
+        config: Config,
         feed: FeedConfig,
         state: FeedState,
         result: FetchResult,
         parsed: ParsedFeed | None,
-        unseen: list[tuple[Item, list[Match]]],
+        unseen: Matched,
         error: str | None,
     ) -> FeedOutcome:
         now = self.clock()
@@ -177,34 +203,47 @@ class Monitor:
             return FeedOutcome(feed.name, "gone", error=error)
         if result.status is FetchStatus.NOT_MODIFIED:
             with self.store.transaction() as tx:
-                tx.update_feed(
-                    feed.name,
-                    last_success_at=now,
-                    consecutive_failures=0,
-                    last_error=None,
-                    next_poll_at=next_poll(now, feed.interval, 0, None),
-                )
+                tx.update_feed(feed.name, **self._success(feed, result, now))
             return FeedOutcome(feed.name, "unchanged")
         if parsed is None:
             failures = state.consecutive_failures + 1
+            retry = result.retry_after
             with self.store.transaction() as tx:
                 tx.update_feed(
                     feed.name,
                     consecutive_failures=failures,
                     last_error=error,
                     last_error_at=now,
-                    next_poll_at=next_poll(now, feed.interval, failures, result.retry_after),
+                    next_poll_at=next_poll(now, feed.interval, failures, retry),
+                    retry_until=now + retry if retry else None,
                 )
             log.warning("feed %s failed (%d in a row): %s", feed.name, failures, error)
             return FeedOutcome(feed.name, "error", error=error)
-        return self._record_items(feed, result, parsed, unseen, now)
+        return self._record_items(config, feed, result, parsed, unseen, now)
+
+    @staticmethod
+    def _success(feed: FeedConfig, result: FetchResult, now: datetime) -> dict[str, object]:
+        """The feed-row values after any successful fetch (200 or 304)."""
+        values: dict[str, object] = {
+            "last_success_at": now,
+            "consecutive_failures": 0,
+            "last_error": None,
+            "retry_until": None,
+            "next_poll_at": next_poll(now, feed.interval, 0, None),
+            "etag": result.etag,
+            "last_modified": result.last_modified,
+        }
+        if result.permanent_url:  # every hop was 301/308
+            values["url"] = result.permanent_url
+        return values
 
     def _record_items(
         self,
+        config: Config,
         feed: FeedConfig,
         result: FetchResult,
         parsed: ParsedFeed,
-        unseen: list[tuple[Item, list[Match]]],
+        unseen: Matched,
         now: datetime,
     ) -> FeedOutcome:
         n_matches = n_alerts = 0
@@ -217,37 +256,31 @@ class Monitor:
                 if item_id is None or not matches:
                     continue
                 n_matches += len(matches)
-                n_alerts += self._record_matches(tx, feed, item, item_id, matches, now)
-            new_items = len(ids)
-            tx.add_items_seen(feed.name, new_items)
-            if result.permanent_url:  # every hop was 301/308 and the result parsed
-                tx.update_feed(feed.name, url=result.permanent_url)
+                n_alerts += self._record_matches(tx, config, feed, item, item_id, matches, now)
+            tx.add_items_seen(feed.name, len(ids))
             tx.update_feed(
                 feed.name,
+                **self._success(feed, result, now),
                 title=parsed.title or None,
-                etag=result.etag,
-                last_modified=result.last_modified,
-                last_success_at=now,
-                consecutive_failures=0,
-                last_error=parsed.problem,
-                last_error_at=now if parsed.problem else None,
-                next_poll_at=next_poll(now, feed.interval, 0, None),
             )
+            if parsed.problem:  # read as far as possible, but say so in `monitor feeds`
+                tx.update_feed(feed.name, last_error=parsed.problem, last_error_at=now)
         if parsed.problem:
             log.warning("feed %s is not well-formed: %s", feed.name, parsed.problem)
         return FeedOutcome(
             feed.name,
-            "new" if new_items else "unchanged",
+            "new" if ids else "unchanged",
             items=len(parsed.items),
-            new_items=new_items,
+            new_items=len(ids),
             matches=n_matches,
             alerts=n_alerts,
             error=parsed.problem,
         )
 
+    @staticmethod
     def _record_matches(
-        self,
         tx: Tx,
+        config: Config,
         feed: FeedConfig,
         item: Item,
         item_id: int,
@@ -255,23 +288,22 @@ class Monitor:
         now: datetime,
     ) -> int:
         """Store every match; queue one alert per channel for the rules that should alert."""
-        fresh = effective_date(item.published, now) >= now - self.config.settings.max_age
-        alerting: list[Match] = []
+        rules = {r.name: r for r in config.rules}
+        fresh = effective_date(item.published, now) >= now - config.settings.max_age
+        alerting: list[tuple[Match, tuple[str, ...]]] = []
         for match in matches:
-            rule = self.rules[match.rule]
+            channels = config.rule_channels(rules[match.rule])
             alerts = (
                 fresh
-                and bool(self.config.rule_channels(rule))
+                and bool(channels)
                 and tx.claim_link(match.rule, link_key(feed.name, item), item_id)
             )
             tx.insert_match(item_id, match, now, alerted=alerts)
             if alerts:
-                alerting.append(match)
+                alerting.append((match, channels))
         queued = 0
-        for channel in self.config.channels:
-            mine = tuple(
-                m for m in alerting if channel.name in self.config.rule_channels(self.rules[m.rule])
-            )
+        for channel in config.channels:
+            mine = tuple(m for m, channels in alerting if channel.name in channels)
             if not mine:
                 continue
             aid = alert_id(feed.name, item.key, channel.name)
@@ -290,49 +322,61 @@ class Monitor:
     # --- delivery ------------------------------------------------------------------------
 
     async def deliver(self, all_pending: bool = False) -> DeliveryReport:
-        """Try every due alert once; failures stay pending with a later retry time.
+        """One delivery pass over every channel, concurrently (a slow one delays only itself).
 
         `all_pending` also retries alerts still waiting out their backoff (`monitor poll`).
-
-        Channels are served concurrently, each in its own order, so one that is slow or down
-        never delays another's alerts.
         """
-        due = await asyncio.to_thread(
-            self.store.claim_due_alerts, self.clock(), DELIVERY_LEASE, all_pending=all_pending
-        )
-        by_channel: dict[str, list[PendingAlert]] = {}
-        for alert in due:
-            by_channel.setdefault(alert.channel, []).append(alert)
+        names = [c.name for c in self.config.channels]
         reports = await asyncio.gather(
-            *(self._deliver_channel(name, alerts) for name, alerts in by_channel.items())
+            *(self.deliver_channel(name, all_pending=all_pending) for name in names)
         )
-        errors: list[str] = []
+        total = DeliveryReport()
         for report in reports:
-            errors.extend(e for e in report.errors if e not in errors)
-        return DeliveryReport(
-            sent=sum(r.sent for r in reports),
-            failed=sum(r.failed for r in reports),
-            errors=tuple(errors),
-        )
+            total += report
+        return total
 
-    async def _deliver_channel(self, name: str, alerts: list[PendingAlert]) -> DeliveryReport:
+    async def deliver_channel(
+        self,
+        name: str,
+        *,
+        all_pending: bool = False,
+        keep_going: Callable[[], bool] = lambda: True,
+    ) -> DeliveryReport:
+        """Send the channel's due alerts, oldest first, one at a time, until none is left,
+        `keep_going()` says stop, or the channel fails (the rest wait for the next pass).
+
+        Each alert is leased just before it is sent and marked right after, so the window in
+        which a crash could send it twice is one send long.
+        """
+        report = DeliveryReport()
         channel = self.config.channel(name)
-        sent = failed = 0
-        errors: list[str] = []
-        for alert in alerts:
-            if channel is None:
-                ok, error = False, "the channel is no longer in config.toml"
-            else:
-                outcome = await asyncio.to_thread(send, channel, alert.message)
-                ok, error = outcome.ok, outcome.error or "not accepted"
-            if ok:
-                sent += 1
-                await asyncio.to_thread(self.store.mark_delivered, alert.id, self.clock())
+        while channel is not None and keep_going():
+            alert = await asyncio.to_thread(
+                self.store.claim_next_alert,
+                name,
+                self.clock(),
+                DELIVERY_LEASE,
+                all_pending=all_pending,
+            )
+            if alert is None:
+                break
+            outcome = await asyncio.to_thread(send, channel, alert.message)
+            if outcome.ok:
+                if not await asyncio.to_thread(self.store.mark_delivered, alert, self.clock()):
+                    log.warning("alert %s was delivered after its lease ran out", alert.alert_id)
+                report += DeliveryReport(sent=1)
                 continue
-            failed += 1
+            error = outcome.error or "not accepted"
             retry_at = next_attempt(self.clock(), alert.attempts + 1)
-            await asyncio.to_thread(self.store.mark_failed, alert.id, error, retry_at)
-            if f"channel {name}: {error}" not in errors:
-                errors.append(f"channel {name}: {error}")
+            await asyncio.to_thread(self.store.mark_failed, alert, error, retry_at)
             log.warning("alert %s to channel %s not delivered: %s", alert.alert_id, name, error)
-        return DeliveryReport(sent=sent, failed=failed, errors=tuple(errors))
+            return report + DeliveryReport(failed=1, errors=(f"channel {name}: {error}",))
+        return report
+
+    def orphaned_alerts(self) -> dict[str, int]:
+        """Undelivered alerts of channels no longer in config.toml (kept, not sent)."""
+        configured = {c.name for c in self.config.channels}
+        counts = self.store.outbox_counts()
+        return {
+            ch: pending for ch, (pending, _) in counts.items() if ch not in configured and pending
+        }

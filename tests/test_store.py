@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -101,23 +103,64 @@ def test_outbox_claim_deliver_and_retry(store: Store) -> None:
         tx.enqueue(iid, "desk", "nm-1", Message("t", "b"), NOW)
         tx.enqueue(iid, "osint", "nm-2", Message("t", "b"), NOW)
     lease = timedelta(minutes=5)
-    claimed = store.claim_due_alerts(NOW, lease)
-    assert {a.channel for a in claimed} == {"desk", "osint"}
-    assert store.claim_due_alerts(NOW + timedelta(minutes=1), lease) == []  # leased
-    desk = next(a for a in claimed if a.channel == "desk")
-    osint = next(a for a in claimed if a.channel == "osint")
-    store.mark_delivered(desk.id, NOW)
-    store.mark_failed(osint.id, "connection refused", NOW + timedelta(seconds=30))
-    again = store.claim_due_alerts(NOW + timedelta(seconds=31), lease)
-    assert [(a.channel, a.attempts) for a in again] == [("osint", 1)]
-    store.mark_failed(again[0].id, "still down", NOW + timedelta(hours=1))
-    assert store.claim_due_alerts(NOW + timedelta(minutes=1), lease) == []  # backing off
-    forced = store.claim_due_alerts(NOW + timedelta(minutes=1), lease, all_pending=True)
-    assert [a.channel for a in forced] == ["osint"]
-    assert store.claim_due_alerts(NOW + timedelta(minutes=2), lease, all_pending=True) == []
-    store.mark_failed(forced[0].id, "still down", NOW + timedelta(hours=1))
+    desk = store.claim_next_alert("desk", NOW, lease)
+    osint = store.claim_next_alert("osint", NOW, lease)
+    assert desk is not None and osint is not None
+    assert store.claim_next_alert("desk", NOW + timedelta(minutes=1), lease) is None  # leased
+    assert store.mark_delivered(desk, NOW)
+    assert store.mark_failed(osint, "connection refused", NOW + timedelta(seconds=30))
+    assert store.claim_next_alert("desk", NOW + timedelta(hours=1), lease) is None  # sent
+    assert store.claim_next_alert("osint", NOW + timedelta(seconds=10), lease) is None  # backoff
+    again = store.claim_next_alert("osint", NOW + timedelta(seconds=31), lease)
+    assert again is not None and again.attempts == 1
+    assert store.mark_failed(again, "still down", NOW + timedelta(hours=1))
+    forced = store.claim_next_alert("osint", NOW + timedelta(minutes=1), lease, all_pending=True)
+    assert forced is not None  # `monitor poll` retries what is backing off...
+    later = NOW + timedelta(minutes=2)  # ...but never what another sender holds
+    assert store.claim_next_alert("osint", later, lease, all_pending=True) is None
+    assert store.mark_failed(forced, "still down", NOW + timedelta(hours=1))
     assert store.outbox_counts() == {"desk": (0, 1), "osint": (1, 0)}
-    assert store.claim_due_alerts(NOW + timedelta(days=1), lease, all_pending=True)[0].attempts == 3
+    last = store.claim_next_alert("osint", NOW + timedelta(days=1), lease, all_pending=True)
+    assert last is not None and last.attempts == 3
+
+
+def test_a_sender_that_lost_its_lease_cannot_mark_the_alert(store: Store) -> None:
+    with store.transaction() as tx:
+        iid = tx.insert_items(tx.feed_id(FEED.name), [item("a")], NOW)["a"]
+        tx.enqueue(iid, "desk", "nm-1", Message("t", "b"), NOW)
+    lease = timedelta(minutes=5)
+    slow = store.claim_next_alert("desk", NOW, lease)
+    assert slow is not None
+    fast = store.claim_next_alert("desk", NOW + timedelta(minutes=6), lease)  # lease ran out
+    assert fast is not None
+    assert store.mark_delivered(fast, NOW + timedelta(minutes=6))
+    assert not store.mark_delivered(slow, NOW + timedelta(minutes=7))
+    assert store.claim_next_alert("desk", NOW + timedelta(days=1), lease, all_pending=True) is None
+
+
+def test_an_alert_a_channel_keeps_refusing_does_not_block_the_others(store: Store) -> None:
+    with store.transaction() as tx:
+        ids = tx.insert_items(tx.feed_id(FEED.name), [item("a"), item("b")], NOW)
+        tx.enqueue(ids["a"], "desk", "nm-a", Message("a", "a"), NOW)
+        tx.enqueue(ids["b"], "desk", "nm-b", Message("b", "b"), NOW)
+    lease = timedelta(minutes=5)
+    first = store.claim_next_alert("desk", NOW, lease, all_pending=True)
+    assert first is not None and first.alert_id == "nm-a"
+    store.mark_failed(first, "550 rejected", NOW + timedelta(hours=1))
+    second = store.claim_next_alert("desk", NOW, lease, all_pending=True)
+    assert second is not None and second.alert_id == "nm-b"
+
+
+def test_reads_do_not_wait_for_a_writer(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'm.db'}")
+    store.sync_feeds([FEED])
+    try:
+        with store.transaction():  # holds SQLite's write lock
+            started = time.monotonic()
+            assert store.feed_state(FEED.name).name == FEED.name
+            assert time.monotonic() - started < 1
+    finally:
+        store.close()
 
 
 def test_matches_newest_first_with_filters(store: Store) -> None:

@@ -76,6 +76,7 @@ class FeedRow(Base):
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    retry_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # 429/503 Retry-After
     gone: Mapped[bool] = mapped_column(Boolean, default=False)  # answered 410: not polled
     items_seen: Mapped[int] = mapped_column(Integer, default=0)
 

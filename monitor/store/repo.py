@@ -31,6 +31,7 @@ from monitor.store.models import FeedRow, ItemRow, MatchRow, OutboxRow, RuleLink
 from monitor.types import FeedConfig, Item, Match, Message
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+READ_ONLY = "monitor_read_only"  # execution option of the engine used by Store._read
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,7 @@ class FeedState:
     last_error_at: datetime | None
     consecutive_failures: int
     next_poll_at: datetime | None
+    retry_until: datetime | None
     gone: bool
     items_seen: int
 
@@ -56,6 +58,7 @@ class PendingAlert:
     alert_id: str
     message: Message
     attempts: int
+    lease: datetime  # our hold on the row: the token for mark_delivered / mark_failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +97,7 @@ def _feed_state(row: FeedRow) -> FeedState:
         last_error_at=row.last_error_at,
         consecutive_failures=row.consecutive_failures,
         next_poll_at=row.next_poll_at,
+        retry_until=row.retry_until,
         gone=row.gone,
         items_seen=row.items_seen,
     )
@@ -113,7 +117,11 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 def _on_sqlite_begin(conn: Any) -> None:
     # IMMEDIATE takes the write lock up front, so two writers wait (busy_timeout) instead of
     # failing with "database is locked" when a read transaction tries to become a write one.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Read-only sessions (Store._read) begin DEFERRED and never wait for a writer (WAL).
+    if conn.get_execution_options().get(READ_ONLY):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str) -> Engine:
@@ -122,14 +130,15 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         event.listen(engine, "connect", _on_sqlite_connect)
         event.listen(engine, "begin", _on_sqlite_begin)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         # Plain postgresql:// would pick psycopg2; psycopg 3 is the driver we depend on.
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return create_engine(url, pool_pre_ping=True)
+    # hide_parameters: an SQL error must never print bound values (feed URLs hold tokens)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def migrate(engine: Engine) -> None:
@@ -146,6 +155,7 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.read_engine = engine.execution_options(**{READ_ONLY: True})
         self.dialect = engine.dialect.name
 
     @classmethod
@@ -169,7 +179,7 @@ class Store:
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
-        with Session(self.engine) as session, session.begin():
+        with Session(self.read_engine) as session, session.begin():
             yield session
 
     # --- feeds ---------------------------------------------------------------------------
@@ -196,7 +206,7 @@ class Store:
                     row.etag = row.last_modified = None
                     row.gone = False
                     row.consecutive_failures = 0
-                    row.next_poll_at = None
+                    row.next_poll_at = row.retry_until = None
 
     def feed_states(self) -> dict[str, FeedState]:
         with self._read() as session:
@@ -223,67 +233,77 @@ class Store:
 
     # --- outbox --------------------------------------------------------------------------
 
-    def claim_due_alerts(
-        self, now: datetime, lease: timedelta, limit: int = 500, *, all_pending: bool = False
-    ) -> list[PendingAlert]:
-        """Undelivered alerts that are due, each leased for `lease` so no other sender takes it.
+    def claim_next_alert(
+        self, channel: str, now: datetime, lease: timedelta, *, all_pending: bool = False
+    ) -> PendingAlert | None:
+        """The oldest undelivered alert of `channel` that is due, leased to the caller.
 
-        `all_pending` ignores the retry backoff (the `poll` command retries everything), but
-        never takes a row another sender holds.
+        The lease (`leased_until`) keeps other senders (a daemon and `monitor poll` on the same
+        database) off the row while it is sent; it doubles as the caller's token for
+        `mark_delivered` / `mark_failed`. `all_pending` ignores the retry backoff (the `poll`
+        command retries everything) but never takes a row another sender holds.
         """
         free = or_(OutboxRow.leased_until.is_(None), OutboxRow.leased_until <= now)
-        conditions = [OutboxRow.delivered_at.is_(None), free]
+        conditions = [OutboxRow.channel == channel, OutboxRow.delivered_at.is_(None), free]
         if not all_pending:
             conditions.append(OutboxRow.next_attempt_at <= now)
-        claimed: list[PendingAlert] = []
+        until = now + lease
         with self.transaction() as tx:
-            rows = tx.session.scalars(
-                select(OutboxRow).where(*conditions).order_by(OutboxRow.id).limit(limit)
-            ).all()
-            for row in rows:
-                result = tx.session.execute(
-                    update(OutboxRow)
-                    .where(OutboxRow.id == row.id, *conditions)
-                    .values(leased_until=now + lease)
-                    .execution_options(synchronize_session=False)
-                )
-                if getattr(result, "rowcount", 0) == 1:
-                    claimed.append(
-                        PendingAlert(
-                            id=row.id,
-                            channel=row.channel,
-                            alert_id=row.alert_id,
-                            message=Message(title=row.title, body=row.body),
-                            attempts=row.attempts,
-                        )
-                    )
-        return claimed
-
-    def mark_delivered(self, alert_id: int, now: datetime) -> None:
-        with self.transaction() as tx:
-            tx.session.execute(
+            row = tx.session.scalars(
+                select(OutboxRow)
+                .where(*conditions)
+                # fewest attempts first: one message a channel keeps refusing cannot block
+                # the others behind it
+                .order_by(OutboxRow.attempts, OutboxRow.id)
+                .limit(1)
+            ).first()
+            if row is None:
+                return None
+            taken = tx.session.execute(
                 update(OutboxRow)
-                .where(OutboxRow.id == alert_id)
-                .values(
-                    delivered_at=now,
-                    leased_until=None,
-                    attempts=OutboxRow.attempts + 1,
-                    last_error=None,
-                )
+                .where(OutboxRow.id == row.id, *conditions)
+                .values(leased_until=until)
+                .execution_options(synchronize_session=False)
+            )
+            if getattr(taken, "rowcount", 0) != 1:
+                return None  # another sender was faster; the caller simply asks again
+            return PendingAlert(
+                id=row.id,
+                channel=row.channel,
+                alert_id=row.alert_id,
+                message=Message(title=row.title, body=row.body),
+                attempts=row.attempts,
+                lease=until,
             )
 
-    def mark_failed(self, alert_id: int, error: str, retry_at: datetime) -> None:
+    def mark_delivered(self, alert: PendingAlert, now: datetime) -> bool:
+        """Record the channel's acceptance; False if the lease had been lost meanwhile."""
+        return self._finish(
+            alert,
+            delivered_at=now,
+            leased_until=None,
+            last_error=None,
+            attempts=OutboxRow.attempts + 1,
+        )
+
+    def mark_failed(self, alert: PendingAlert, error: str, retry_at: datetime) -> bool:
+        """Record a failed attempt and when to retry; False if the lease had been lost."""
+        return self._finish(
+            alert,
+            next_attempt_at=retry_at,
+            leased_until=None,
+            last_error=error,
+            attempts=OutboxRow.attempts + 1,
+        )
+
+    def _finish(self, alert: PendingAlert, **values: Any) -> bool:
         with self.transaction() as tx:
-            tx.session.execute(
+            result = tx.session.execute(
                 update(OutboxRow)
-                .where(OutboxRow.id == alert_id)
-                .values(
-                    next_attempt_at=retry_at,
-                    leased_until=None,
-                    attempts=OutboxRow.attempts + 1,
-                    last_error=error,
-                )
+                .where(OutboxRow.id == alert.id, OutboxRow.leased_until == alert.lease)
+                .values(**values)
             )
+            return getattr(result, "rowcount", 0) == 1
 
     def outbox_counts(self) -> dict[str, tuple[int, int]]:
         """Per channel: (pending, delivered)."""

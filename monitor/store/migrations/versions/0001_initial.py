@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("last_error_at", UTCDateTime(), nullable=True),
         sa.Column("consecutive_failures", sa.Integer(), nullable=False),
         sa.Column("next_poll_at", UTCDateTime(), nullable=True),
+        sa.Column("retry_until", UTCDateTime(), nullable=True),
         sa.Column("gone", sa.Boolean(), nullable=False),
         sa.Column("items_seen", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_feeds")),
