@@ -295,3 +295,54 @@ def test_a_world_readable_config_with_a_literal_secret_is_warned_about(tmp_path:
     assert "chmod 600" in result.stderr and CANARY not in result.stderr + result.stdout
     config.chmod(0o600)
     assert "chmod" not in cli("--config", str(config), "check").stderr
+
+
+def test_poll_waits_out_retry_after(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with FeedServer() as srv:
+        srv.routes["/busy"] = Static(b"", status=429, headers={"Retry-After": "3600"})
+        config = tmp_path / "config.toml"
+        config.write_text(
+            f'[monitor]\ndatabase = "sqlite:///m.db"\n'
+            f'[[feeds]]\nname = "busy"\nurl = "{srv.url("/busy")}"\n'
+            '[[rules]]\nname = "r"\nquery = "Kursk"\n',
+            encoding="utf-8",
+        )
+        assert run(capsys, "--config", str(config), "poll")[0] == 0
+        code, out, _ = run(capsys, "--config", str(config), "poll")
+        assert code == 0
+        assert srv.hits("/busy") == 1  # the second pass did not knock again
+        assert "waiting" in out and "server asked to wait" in out
+
+
+def test_alerts_of_a_removed_channel_are_kept_and_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with FeedServer() as srv:
+        srv.routes["/f.xml"] = Static(feed())
+        config = tmp_path / "config.toml"
+        body = (
+            f'[monitor]\ndatabase = "sqlite:///m.db"\n'
+            f'[[feeds]]\nname = "news"\nurl = "{srv.url("/f.xml")}"\n'
+            '[[rules]]\nname = "r"\nquery = "Kursk"\n'
+        )
+        down = f'[channels]\ndesk = "json://127.0.0.1:{closed_port()}/x"\n'
+        config.write_text(body + down, encoding="utf-8")
+        code, out, _ = run(capsys, "--config", str(config), "poll")
+        assert code == 0 and "1 failed" in out
+        config.write_text(body + down.replace("desk", "newsdesk"), encoding="utf-8")
+        code, out, _ = run(capsys, "--config", str(config), "poll")
+        assert code == 0
+        assert "1 alert(s) wait for channel 'desk'" in out
+
+
+@pytest.mark.parametrize(
+    "args", [["matches", "--since", "100000000d"], ["matches", "--limit", "-1"]]
+)
+def test_out_of_range_arguments_exit_2(
+    setup: tuple[Path, WebhookServer], capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:  # argparse's own errors exit 2 too
+        code, _, err = run(capsys, "--config", str(setup[0]), *args)
+        assert code == 2 and "Traceback" not in err
+        raise SystemExit(code)
+    assert exit_info.value.code == 2

@@ -149,3 +149,38 @@ def test_sigterm_during_a_slow_fetch_exits_promptly(tmp_path: Path) -> None:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_sigterm_during_a_send_records_the_delivery(tmp_path: Path) -> None:
+    """The alert being sent at SIGTERM is finished and marked: a restart never resends it."""
+    with FeedServer() as srv, WebhookServer() as hook:
+        srv.routes["/one.xml"] = Static(rss("k1", "Kursk", "Kursk"))
+        hook.set_delay(3.0)
+        path = tmp_path / "config.toml"
+        path.write_text(config(srv, hook, tmp_path), encoding="utf-8")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "--config", str(path), "run"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_until(lambda: len(hook.requests) >= 1, 15, "the send to start")
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+            assert proc.returncode == 0, err
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        hook.set_delay(0)
+        again = subprocess.run(
+            [sys.executable, "-m", "monitor", "--config", str(path), "poll"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert again.returncode == 0, again.stderr
+        assert "0 delivered" in again.stdout
+        assert len(hook.requests) == 1
