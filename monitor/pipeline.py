@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,7 +32,7 @@ from monitor.alerts.render import render
 from monitor.clock import Clock, utcnow
 from monitor.errors import FeedError
 from monitor.feeds.fetch import Fetcher
-from monitor.feeds.schedule import next_poll
+from monitor.feeds.schedule import jitter, next_poll
 from monitor.store.repo import FeedState, Store, Tx
 from monitor.types import (
     AlertContent,
@@ -122,6 +123,7 @@ class Monitor:
         self.store = store
         self.clock = clock
         self._write_lock = asyncio.Lock()
+        self.rng = random.Random()
         self.workers = WorkerPool(deadline=WORKER_DEADLINE.total_seconds())
         store.sync_feeds(config.feeds)
 
@@ -214,7 +216,9 @@ class Monitor:
                     consecutive_failures=failures,
                     last_error=error,
                     last_error_at=now,
-                    next_poll_at=next_poll(now, feed.interval, failures, retry),
+                    # jitter: feeds of one host that failed together do not retry together
+                    next_poll_at=now
+                    + jitter(next_poll(now, feed.interval, failures, retry) - now, self.rng),
                     retry_until=now + retry if retry else None,
                 )
             log.warning("feed %s failed (%d in a row): %s", feed.name, failures, error)
