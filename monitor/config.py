@@ -28,9 +28,15 @@ Decisions (for README.md):
 - Interpolation: `${NAME}` (NAME = letters, digits, `_`), `${NAME:-default}` (default also when
   NAME is set but empty, as in the shell). `$${` is a literal `${`; any other `$` is literal.
   Defaults cannot nest. A resolved value is never shown in a message.
-- Relative SQLite paths are made absolute against the config file's directory.
+- Databases: SQLite (`sqlite:///...`) and PostgreSQL only (the store speaks these two
+  dialects). `postgres://` (a common alias SQLAlchemy rejects) and `postgresql://` become
+  `postgresql+psycopg://`: psycopg 3 is our driver (SQLAlchemy would pick psycopg2).
+  Relative SQLite paths are made absolute against the config file's directory.
 - Channel names: a letter, then letters, digits, `_` or `-`. Feed and rule names: non-empty,
-  no surrounding blanks, no control characters.
+  no surrounding blanks, no control characters. All names: at most 200 characters (the
+  database columns); a problem shows a long name cut short.
+- Languages: ISO 639-1 codes, lower case. An upper-case code, an ISO 639-2 code (`deu`,
+  `ger`) or a stemmer's name (`german`) is a problem that suggests the code (`use "de"`).
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic import ValidationError as PydanticValidationError
 
 from monitor.errors import ConfigError, QueryError
+from monitor.textutil import cap
 from monitor.types import ChannelConfig, Config, FeedConfig, RuleConfig, Settings
 
 __all__ = [
@@ -69,6 +76,7 @@ __all__ = [
 MIN_INTERVAL = timedelta(seconds=30)  # no feed is polled more often than this
 MIN_TIMEOUT = timedelta(seconds=1)
 MIN_MAX_BYTES = 1024
+MAX_NAME = 200  # characters of a feed, rule or channel name (String(200) in the database)
 
 Loc = tuple[str | int, ...]
 
@@ -254,15 +262,20 @@ def _size(value: object) -> int:
     return size
 
 
-_LANGUAGE = re.compile(r"[a-z]{2,3}")
 _CHANNEL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_LANGUAGE_HELP = 'a two-letter ISO 639-1 language code in lower case, such as "de" or "ru"'
 
 
 def _language(value: str) -> str:
-    if not _LANGUAGE.fullmatch(value):
-        raise ValueError('expected a lower-case ISO 639-1 language code such as "de" or "ru"')
-    return value
+    from monitor.rules.text import language_code_for
+
+    code = language_code_for(value)
+    if code == value:
+        return value
+    if code is not None:
+        raise ValueError(f'use "{code}" (languages are ISO 639-1 codes: two lower-case letters)')
+    raise ValueError(f"expected {_LANGUAGE_HELP}")
 
 
 def _name(value: str) -> str:
@@ -270,7 +283,13 @@ def _name(value: str) -> str:
         raise ValueError("must not be empty")
     if value != value.strip() or _CONTROL.search(value):
         raise ValueError("must not start or end with blanks or contain control characters")
+    if len(value) > MAX_NAME:
+        raise ValueError(_too_long(value))
     return value
+
+
+def _too_long(name: str) -> str:
+    return f"too long: at most {MAX_NAME} characters (this one has {len(name)})"
 
 
 def _term(value: str) -> str:
@@ -302,18 +321,36 @@ def _feed_url(value: str) -> str:
     return value.strip()
 
 
+_SQLITE_SCHEMES = frozenset({"sqlite", "sqlite+pysqlite"})
+_POSTGRES_SCHEMES = frozenset({"postgres", "postgresql", "postgres+psycopg", "postgresql+psycopg"})
+_POSTGRES = "postgresql+psycopg"
+
+
 def _database(value: str) -> str:
+    """A SQLite or PostgreSQL URL, PostgreSQL's with the psycopg 3 driver named. The messages
+    never include the URL (it may hold a password)."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
-        make_url(value)
+        parsed = make_url(value)
     except (ArgumentError, ValueError):
         raise ValueError(
             'not a valid database URL (expected e.g. "sqlite:///monitor.db" or '
-            '"postgresql+psycopg://user@host/db")'
+            '"postgresql://user@host/db")'
         ) from None
-    return value
+    scheme = parsed.drivername.lower()
+    rest = value[value.index("://") :]  # the rest exactly as written
+    if scheme in _SQLITE_SCHEMES:
+        return scheme + rest
+    if scheme in _POSTGRES_SCHEMES:
+        return _POSTGRES + rest
+    backend = scheme.partition("+")[0]
+    if backend in ("postgres", "postgresql"):
+        raise ValueError("unsupported PostgreSQL driver: use postgresql:// (psycopg 3)")
+    if backend == "sqlite":
+        raise ValueError("unsupported SQLite driver: use sqlite:///")
+    raise ValueError("unsupported database: use sqlite:/// or postgresql://")
 
 
 Interval = Annotated[timedelta, BeforeValidator(_duration(MIN_INTERVAL))]
@@ -452,9 +489,10 @@ class _Loader:
                 out += f"[{key + 1}]"
                 if i == 1 and loc[0] in ("feeds", "rules"):
                     name = _entry_name(self.raw, str(loc[0]), key)
-                    out += f" {_quote(_CONTROL.sub('?', name))}" if name is not None else ""
+                    out += f" {_quote(_cut(_CONTROL.sub('?', name)))}" if name is not None else ""
             else:
-                shown = key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _quote(key)
+                plain = re.fullmatch(r"[A-Za-z0-9_-]+", key) and len(key) <= _SHOWN_MAX
+                shown = key if plain else _quote(_cut(key))
                 out += f".{shown}" if out else shown
         return out
 
@@ -556,6 +594,8 @@ class _Loader:
             loc: Loc = ("channels", name)
             if not _CHANNEL_NAME.fullmatch(name):
                 self.problem(loc, 'a channel name is a letter, then letters, digits, "_" or "-"')
+            elif len(name) > MAX_NAME:
+                self.problem(loc, _too_long(name))
             if isinstance(urls, str):
                 checked = [(loc, urls)]
             elif isinstance(urls, list) and urls:
@@ -644,9 +684,9 @@ class _Loader:
                 seen[model.name] = i + 1
             for j, channel in enumerate(model.channels or []):
                 if channel not in declared_names:
-                    known = ", ".join(sorted(declared_names)) or "none defined"
+                    known = ", ".join(_cut(n) for n in sorted(declared_names)) or "none defined"
                     hint = _suggest(channel, declared_names) or f" (channels: {known})"
-                    self.problem((*loc, "channels", j), f'unknown channel "{channel}"{hint}')
+                    self.problem((*loc, "channels", j), f'unknown channel "{_cut(channel)}"{hint}')
                     ok = False
                 elif channel not in defined:
                     ok = False  # the channel itself is invalid and reported already
@@ -864,7 +904,15 @@ def _entry_name(raw: Mapping[str, Any], table: str, index: int) -> str | None:
 
 def _suggest(key: str, known: Any) -> str:
     close = difflib.get_close_matches(key, [str(k) for k in known], n=1, cutoff=0.6)
-    return f' (did you mean "{close[0]}"?)' if close else ""
+    return f' (did you mean "{_cut(close[0])}"?)' if close else ""
+
+
+_SHOWN_MAX = 60  # characters of a name shown in a problem
+
+
+def _cut(text: str) -> str:
+    """A name or key short enough to show in a problem (a long one ends in `…`)."""
+    return cap(text, _SHOWN_MAX)
 
 
 def _quote(text: str) -> str:

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from monitor.alerts.deliver import SecretRedactor
+from monitor.alerts.deliver import SecretRedactor, configure_apprise_logging
 
 HANDLER_NAME = "monitor"  # ours, replaced on every set-up; other handlers are left alone
 
@@ -51,6 +51,6 @@ def setup_logging(verbose: int = 0, secrets: Sequence[str] = (), daemon: bool = 
     root.addHandler(handler)
     root.setLevel(level)
     # Apprise logs full tokens at DEBUG (its Slack plugin prints the webhook URL): keep it
-    # at WARNING unless asked twice, and then the Redactor still hides the secrets.
-    logging.getLogger("apprise").setLevel(logging.DEBUG if verbose >= 3 else logging.WARNING)
+    # at WARNING unless asked three times (-vvv), and then the Redactor still hides the secrets.
+    configure_apprise_logging(logging.DEBUG if verbose >= 3 else logging.WARNING, force=True)
     logging.getLogger("apscheduler").setLevel(logging.INFO if verbose >= 2 else logging.WARNING)

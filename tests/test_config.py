@@ -283,9 +283,54 @@ def test_languages(tmp_path: Path) -> None:
     )
     assert found[0].endswith(":2: monitor.languages: must not be empty")
     assert found[1].endswith(
-        ':7: rules[1] "r".languages[1]: expected a lower-case ISO 639-1 language code such as '
-        '"de" or "ru"'
+        ':7: rules[1] "r".languages[1]: use "de" (languages are ISO 639-1 codes: two lower-case '
+        "letters)"
     )
+
+
+@pytest.mark.parametrize(
+    ("code", "suggested"),
+    [
+        ("deu", "de"),
+        ("ger", "de"),
+        ("eng", "en"),
+        ("rus", "ru"),
+        ("ukr", "uk"),
+        ("fra", "fr"),
+        ("fre", "fr"),
+        ("spa", "es"),
+        ("nld", "nl"),
+        ("dut", "nl"),
+        ("por", "pt"),
+        ("pol", "pl"),
+        ("DE", "de"),
+        ("Deu", "de"),
+        ("russian", "ru"),
+    ],
+)
+def test_language_code_that_names_a_two_letter_one_suggests_it(
+    tmp_path: Path, code: str, suggested: str
+) -> None:
+    # "deu" used to pass `check` and silently turn German stemming off
+    problem = only(tmp_path, f'[monitor]\nlanguages = ["en", "{code}"]\n')
+    assert problem.endswith(
+        f':2: monitor.languages[2]: use "{suggested}" (languages are ISO 639-1 '
+        "codes: two lower-case letters)"
+    )
+
+
+@pytest.mark.parametrize("code", ["xx", "qq", "gsw", "d", "deutsch", "de-DE", "de_AT", ""])
+def test_language_that_is_no_iso_639_1_code(tmp_path: Path, code: str) -> None:
+    problem = only(tmp_path, f'[[rules]]\nname = "r"\nany = ["x"]\nlanguages = ["{code}"]\n')
+    assert problem.endswith(
+        ':4: rules[1] "r".languages[1]: expected a two-letter ISO 639-1 language code in lower '
+        'case, such as "de" or "ru"'
+    )
+
+
+def test_any_iso_639_1_code_is_a_language(tmp_path: Path) -> None:
+    config = load(tmp_path, '[monitor]\nlanguages = ["uk", "zh", "ka", "nb", "de"]\n')
+    assert config.settings.languages == ("uk", "zh", "ka", "nb", "de")
 
 
 # --- ${VAR} --------------------------------------------------------------------------------
@@ -401,6 +446,61 @@ def test_unknown_channel_in_a_rule(tmp_path: Path) -> None:
     ]
 
 
+def test_names_fit_the_database_columns(tmp_path: Path) -> None:
+    longest = "n" * 200  # String(200): fits
+    config = load(
+        tmp_path,
+        f"""\
+        [channels]
+        C{longest[1:]} = "console://"
+
+        [[feeds]]
+        name = "{longest}"
+        url = "https://example.org/rss"
+
+        [[rules]]
+        name = "{longest}"
+        any = ["Kursk"]
+        """,
+    )
+    assert config.feeds[0].name == config.rules[0].name == longest
+    assert config.channels[0].name == "C" + longest[1:]
+
+
+def test_too_long_names_are_problems_that_do_not_repeat_the_name(tmp_path: Path) -> None:
+    feed, rule, channel = "F" * 201, "R" * 5000, "C" * 300
+    found = problems(
+        tmp_path,
+        f"""\
+        [channels]
+        {channel} = "console://"
+
+        [[feeds]]
+        name = "{feed}"
+        url = "https://example.org/rss"
+
+        [[rules]]
+        name = "{rule}"
+        any = ["Kursk"]
+        channels = ["{"D" * 300}"]
+        """,
+    )
+    rest = [p.split(": ", 1)[1] for p in found]
+    assert rest == [
+        f'channels."{"C" * 59}…": too long: at most 200 characters (this one has 300)',
+        f'feeds[1] "{"F" * 59}…".name: too long: at most 200 characters (this one has 201)',
+        f'rules[1] "{"R" * 59}…".name: too long: at most 200 characters (this one has 5000)',
+        f'rules[1] "{"R" * 59}…".channels[1]: too long: at most 200 characters (this one has 300)',
+    ]
+    assert all(len(p) < 200 for p in rest)
+
+
+def test_unknown_long_channel_name_is_cut(tmp_path: Path) -> None:
+    name = "desk" + "x" * 150  # a valid length, but not defined
+    problem = only(tmp_path, f'[[rules]]\nname = "r"\nany = ["a"]\nchannels = ["{name}"]\n')
+    assert problem.endswith(f'unknown channel "{name[:59]}…" (channels: none defined)')
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [
@@ -479,6 +579,53 @@ def test_rule_with_nothing_to_match(tmp_path: Path) -> None:
 def test_bad_database_url(tmp_path: Path) -> None:
     problem = only(tmp_path, f'[monitor]\ndatabase = "postgres ql://u:{CANARY}@host/db"\n')
     assert ":2: monitor.database: not a valid database URL" in problem
+
+
+@pytest.mark.parametrize(
+    ("database", "message"),
+    [
+        (f"mysql://u:{CANARY}@db.example.org/news", "unsupported database"),
+        (f"mysql+pymysql://u:{CANARY}@db/news", "unsupported database"),
+        (f"oracle://u:{CANARY}@db:1521/news", "unsupported database"),
+        (f"mssql+pyodbc://u:{CANARY}@dsn", "unsupported database"),
+        (f"postgresql+psycopg2://u:{CANARY}@db/news", "unsupported PostgreSQL driver"),
+        (f"postgresql+asyncpg://u:{CANARY}@db/news", "unsupported PostgreSQL driver"),
+        ("sqlite+aiosqlite:///news.db", "unsupported SQLite driver"),
+    ],
+)
+def test_only_sqlite_and_postgresql_databases(tmp_path: Path, database: str, message: str) -> None:
+    problem = only(tmp_path, f'[monitor]\ndatabase = "{database}"\n')  # `only`: no CANARY
+    assert f":2: monitor.database: {message}: use " in problem
+    assert "example.org" not in problem and "@" not in problem.split(": ", 1)[1]
+
+
+@pytest.mark.parametrize(
+    ("database", "expected"),
+    [
+        # SQLAlchemy rejects postgres://; plain postgresql:// would pick psycopg2
+        (f"postgres://u:{CANARY}@db/news", f"postgresql+psycopg://u:{CANARY}@db/news"),
+        (f"postgresql://u:{CANARY}@db/news", f"postgresql+psycopg://u:{CANARY}@db/news"),
+        (
+            "PostgreSQL://db:5433/news?sslmode=require",
+            "postgresql+psycopg://db:5433/news?sslmode=require",
+        ),
+        ("postgres+psycopg://u:p%40ss@db/news", "postgresql+psycopg://u:p%40ss@db/news"),
+        ("postgresql+psycopg://u@db/news", "postgresql+psycopg://u@db/news"),
+        ("SQLite:////abs/x.db", "sqlite:////abs/x.db"),
+    ],
+)
+def test_database_urls_are_normalised(tmp_path: Path, database: str, expected: str) -> None:
+    config = load(tmp_path, f'[monitor]\ndatabase = "{database}"\n')
+    assert config.settings.database == expected
+
+
+def test_postgres_alias_with_the_password_in_the_environment(tmp_path: Path) -> None:
+    config = load(tmp_path, '[monitor]\ndatabase = "postgres://news:${SMTP_PASSWORD}@db/news"\n')
+    assert config.settings.database == f"postgresql+psycopg://news:{CANARY}@db/news"
+    problem = only(tmp_path, '[monitor]\ndatabase = "mysql://news:${SMTP_PASSWORD}@db/news"\n')
+    assert problem.endswith(
+        "monitor.database: unsupported database: use sqlite:/// or postgresql://"
+    )
 
 
 def test_inline_arrays_get_key_paths_without_lines(tmp_path: Path) -> None:

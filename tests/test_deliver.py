@@ -21,7 +21,6 @@ from monitor.alerts.deliver import (
     Channel,
     DeliveryOutcome,
     SecretRedactor,
-    build_channels,
     mask_url,
     redact,
     register_console_channel,
@@ -30,6 +29,7 @@ from monitor.alerts.deliver import (
 )
 from monitor.alerts.outbox import BASE_DELAY, MAX_DELAY, next_attempt, retry_delay
 from monitor.alerts.render import render
+from monitor.logs import HANDLER_NAME, setup_logging
 from monitor.types import AlertContent, ChannelConfig, Match, Message
 from tests.servers import SmtpServer, WebhookServer, closed_port
 
@@ -246,10 +246,8 @@ def test_partial_success_of_a_multi_url_channel_fails_whole(
 
 def test_channels_are_independent(hook: WebhookServer, smtp: SmtpServer) -> None:
     hook.always_fail(500)
-    channels = build_channels(
-        [channel(hook.apprise_url(), name="hook"), channel(smtp.apprise_url(), name="mail")]
-    )
-    results = {name: c.send(alert()).ok for name, c in channels.items()}
+    channels = [channel(hook.apprise_url(), name="hook"), channel(smtp.apprise_url(), name="mail")]
+    results = {c.name: send(c, alert()).ok for c in channels}
     assert results == {"hook": False, "mail": True}
 
 
@@ -342,6 +340,18 @@ def test_apprise_exception_becomes_outcome(
     assert CANARY not in outcome.error
 
 
+def test_long_failure_reason_is_one_capped_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(self: object, *args: object, **kwargs: object) -> None:
+        raise RuntimeError("line one\n" + "word\t" * 500)
+
+    monkeypatch.setattr(apprise.Apprise, "notify", boom)
+    outcome = send(channel("console://"), alert())
+    assert not outcome.ok and outcome.error
+    assert outcome.error.startswith("RuntimeError: line one word word")
+    assert len(outcome.error) <= 300 and outcome.error.endswith("…")
+    assert "\n" not in outcome.error and "\t" not in outcome.error
+
+
 def test_channel_with_no_url() -> None:
     assert send(channel(), alert()) == DeliveryOutcome(ok=False, error="no URL configured")
 
@@ -349,19 +359,43 @@ def test_channel_with_no_url() -> None:
 # --- logging -------------------------------------------------------------------------------
 
 
-def test_factory_sets_apprise_logger_to_warning(fresh_apprise_logger: logging.Logger) -> None:
-    build_channels([channel("console://")])
+def test_channel_puts_a_fresh_apprise_logger_at_warning(
+    fresh_apprise_logger: logging.Logger,
+) -> None:
+    Channel(channel("console://"))
     assert fresh_apprise_logger.level == logging.WARNING
-    build_channels([channel("console://")], apprise_log_level=None)  # asked to leave it alone
-    assert fresh_apprise_logger.level == logging.WARNING
-    build_channels([channel("console://")], apprise_log_level=logging.ERROR)
-    assert fresh_apprise_logger.level == logging.ERROR
 
 
 def test_channel_respects_an_explicit_apprise_level(fresh_apprise_logger: logging.Logger) -> None:
     fresh_apprise_logger.setLevel(logging.INFO)
     Channel(channel("console://"))
     assert fresh_apprise_logger.level == logging.INFO
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    scheduler = logging.getLogger("apscheduler")
+    scheduler_level = scheduler.level
+    yield
+    for handler in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
+        root.removeHandler(handler)
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
+    scheduler.setLevel(scheduler_level)
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_setup_logging_sets_the_apprise_level(fresh_apprise_logger: logging.Logger) -> None:
+    setup_logging(verbose=3)  # -vvv: Apprise's debug output too (the Redactor still applies)
+    assert fresh_apprise_logger.level == logging.DEBUG
+    Channel(channel("console://"))  # an explicit level stays
+    assert fresh_apprise_logger.level == logging.DEBUG
+    setup_logging(verbose=2, daemon=True)
+    assert fresh_apprise_logger.level == logging.WARNING
 
 
 def test_secret_redactor_filter() -> None:
@@ -390,6 +424,17 @@ def test_secret_redactor_filter() -> None:
     assert len(lines) == 2
     assert all(CANARY not in line for line in lines)
     assert "password is *** in ***" in lines[0]
+
+
+def test_secret_redactor_set_urls_replaces_the_secrets() -> None:
+    old = f"mailto://alerts:{CANARY}@mail.example.org?to=desk@example.org"
+    new = "mailto://alerts:N3wSecretPw@mail.example.org?to=desk@example.org"
+    redactor = SecretRedactor([old])
+    record = logging.LogRecord(
+        "x", logging.ERROR, __file__, 1, "%s %s", (CANARY, "N3wSecretPw"), None
+    )
+    redactor.set_urls([new])  # what a config reload has to call
+    assert redactor.filter(record) and record.getMessage() == f"{CANARY} ***"
 
 
 # --- redaction -----------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import pytest
 
 from monitor.feeds.fetch import Fetcher, mask_credentials
+from monitor.textutil import one_line
 from monitor.types import FetchRequest, FetchResult, FetchStatus
 from tests import feedserver
 from tests.feedserver import (
@@ -437,6 +438,29 @@ def test_hanging_dns_is_cut_by_the_deadline(monkeypatch: pytest.MonkeyPatch) -> 
 def test_malformed_response_is_an_error(feed_server: FeedServer) -> None:
     feed_server.routes["/feed"] = Raw(b"SURPRISE\r\n\r\n")
     assert_error(fetch(feed_server.url("/feed")), "invalid HTTP response")
+
+
+def test_long_malformed_response_is_one_short_line(feed_server: FeedServer) -> None:
+    feed_server.routes["/feed"] = Raw(b"SURPRISE " + b"word\t" * 500 + b"\r\n\r\n")
+    result = fetch(feed_server.url("/feed"))
+    assert_error(result, "invalid HTTP response: ")
+    assert result.error is not None and result.error.endswith("…")
+    assert len(result.error) <= len("invalid HTTP response: ") + 120
+    assert "\t" not in result.error and "  " not in result.error
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "expected"),
+    [
+        ("  a\r\n b\tc\u2028d  ", None, "a b c d"),
+        ("abcdef", 6, "abcdef"),
+        ("abcdefg", 6, "abcde…"),
+        ("a  b  c  d", 5, "a b…"),  # no blank before the marker
+        ("", 3, ""),
+    ],
+)
+def test_one_line(text: str, limit: int | None, expected: str) -> None:
+    assert one_line(text, limit) == expected
 
 
 def test_body_shorter_than_content_length_is_an_error(feed_server: FeedServer) -> None:

@@ -8,10 +8,12 @@ import pytest
 import Stemmer
 
 from monitor.rules.text import (
+    ISO_639_1,
     STEMMED_LANGUAGES,
     fold,
     is_language_code,
     known_language,
+    language_code_for,
     normalize,
     stem,
     tokenize,
@@ -133,7 +135,11 @@ def test_stem(word: str, language: str, expected: str | None) -> None:
         ("DE", True, True),
         ("uk", True, False),  # Snowball has no Ukrainian stemmer: unstemmed
         ("zh", True, False),
+        ("ka", True, False),
         ("ger", False, False),
+        ("deu", False, False),
+        ("xx", False, False),  # two letters, but no ISO 639-1 code
+        ("qq", False, False),
         ("d", False, False),
         ("german", False, False),
     ],
@@ -141,6 +147,44 @@ def test_stem(word: str, language: str, expected: str | None) -> None:
 def test_languages(code: str, valid: bool, stemmed: bool) -> None:
     assert is_language_code(code) is valid
     assert known_language(code) is stemmed
+
+
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [
+        ("de", "de"),
+        ("DE", "de"),
+        ("deu", "de"),
+        ("ger", "de"),
+        ("eng", "en"),
+        ("rus", "ru"),
+        ("ukr", "uk"),
+        ("fra", "fr"),
+        ("fre", "fr"),
+        ("spa", "es"),
+        ("ita", "it"),
+        ("nld", "nl"),
+        ("dut", "nl"),
+        ("por", "pt"),
+        ("pol", "pl"),
+        ("chi", "zh"),
+        ("nob", "nb"),
+        ("German", "de"),  # a Snowball stemmer's name
+        ("norwegian", "no"),
+        ("xx", None),
+        ("gsw", None),  # Swiss German: ISO 639-2, but no two-letter code
+        ("ukrainian", None),
+        ("", None),
+    ],
+)
+def test_language_code_for(name: str, code: str | None) -> None:
+    assert language_code_for(name) == code
+
+
+def test_iso_639_1_is_complete_and_covers_the_stemmers() -> None:
+    assert len(ISO_639_1) == 184 and all(len(c) == 2 and c.islower() for c in ISO_639_1)
+    assert STEMMED_LANGUAGES <= ISO_639_1
+    assert all(is_language_code(c) for c in ISO_639_1)
 
 
 def test_stemmed_languages_cover_the_newsroom_languages() -> None:

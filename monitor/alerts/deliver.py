@@ -1,7 +1,6 @@
 """The Apprise edge: send one rendered message through one channel, get a plain outcome back.
 
-    channels = build_channels(config.channels)      # the factory: one Channel per config entry
-    outcome = channels["desk"].send(render(alert))  # DeliveryOutcome(ok=..., error=...)
+    outcome = send(channel_config, render(alert))   # DeliveryOutcome(ok=..., error=...)
 
 - One `apprise.Apprise` object per channel (per send: see `Channel`), holding every URL of
   the channel, so each outbox row gets exactly one outcome. A channel succeeds only when
@@ -17,12 +16,14 @@
   retried, and the stable alert id makes the duplicate harmless.
 - Messages are always sent with `body_format=TEXT` (Apprise escapes `<`, `>`, `&` for Slack
   and HTML channels); Apprise's own retries stay off (`?retry=0` default), the outbox retries.
-- The `apprise` logger is put at WARNING unless someone set its level explicitly: at DEBUG
-  Apprise logs full Slack tokens and webhook URLs. `SecretRedactor` is a logging filter for
-  handlers that masks channel secrets in any record that reaches them.
+- `configure_apprise_logging` is the one place that sets the `apprise` logger's level: a
+  `Channel` puts it at WARNING unless someone set its level explicitly (at DEBUG Apprise logs
+  full Slack tokens and webhook URLs), and `monitor.logs.setup_logging` forces the level the
+  command line asks for. `SecretRedactor` is a logging filter for handlers that masks channel
+  secrets in any record that reaches them.
 - `console://` (or `console://stderr`) is a custom Apprise channel printing alerts, so the
   bundled example works without a mail server. It is registered by `register_console_channel`
-  (called by the factory); registering twice is harmless.
+  (called wherever a URL is checked or a `Channel` built); registering twice is harmless.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import apprise
 
+from monitor.textutil import one_line
 from monitor.types import ChannelConfig, Message
 
 CONSOLE_SCHEMA = "console"
@@ -207,10 +209,10 @@ def _instantiate(url: str) -> Any:
         return None
 
 
-def configure_apprise_logging(level: int | None = logging.WARNING, *, force: bool = False) -> None:
+def configure_apprise_logging(level: int = logging.WARNING, *, force: bool = False) -> None:
     """Put the `apprise` logger at `level`, unless its level was set already (or `force`)."""
     log = logging.getLogger(apprise.LOGGER_NAME)
-    if level is not None and (force or log.level == logging.NOTSET):
+    if force or log.level == logging.NOTSET:
         log.setLevel(level)
 
 
@@ -236,10 +238,6 @@ def register_console_channel() -> None:
             return
         decorate: Any = apprise.decorators.notify
         decorate(on=CONSOLE_SCHEMA, name="news monitor console")(_console_notify)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 class Channel:
@@ -283,10 +281,6 @@ class Channel:
             notifier.add(service)
         return notifier
 
-    @property
-    def masked_urls(self) -> tuple[str, ...]:
-        return tuple(mask_url(u) for u in self.urls)
-
     def redact(self, text: str) -> str:
         return _redact_with(text, self._secrets)
 
@@ -314,10 +308,8 @@ class Channel:
             result.close()
 
     def _fail(self, reason: str) -> DeliveryOutcome:
-        text = _one_line(self.redact(reason)) or "failed"
-        if len(text) > REASON_MAX:
-            text = text[: REASON_MAX - 1] + "…"
-        return DeliveryOutcome(ok=False, error=text)
+        error = one_line(self.redact(reason), REASON_MAX)
+        return DeliveryOutcome(ok=False, error=error or "failed")
 
     def _reason(self, result: Any) -> str:
         status = str(result.status.name)
@@ -329,11 +321,11 @@ class Channel:
             seen: dict[str, None] = {}
             for entry in service.logs():
                 if entry.level in ("WARNING", "ERROR", "CRITICAL"):
-                    seen[_one_line(str(entry.message))] = None
+                    seen[one_line(str(entry.message))] = None
             detail = " / ".join(seen) or str(service.status.name).lower()
             failed.append(f"{service.name}: {detail}")
         if not failed:
-            failed = [_one_line(str(e.message)) for e in result.logs() if e.level != "INFO"]
+            failed = [one_line(str(e.message)) for e in result.logs() if e.level != "INFO"]
         reason = "; ".join(failed) or "not accepted"
         if status == "PARTIAL":
             accepted = sum(1 for s in services if s)
@@ -348,18 +340,6 @@ class Channel:
         return reason
 
 
-def build_channels(
-    configs: Sequence[ChannelConfig],
-    *,
-    timeout: float = SEND_TIMEOUT,
-    apprise_log_level: int | None = logging.WARNING,
-) -> dict[str, Channel]:
-    """The factory: one `Channel` per configured channel, keyed by name."""
-    register_console_channel()
-    configure_apprise_logging(apprise_log_level, force=True)
-    return {c.name: Channel(c, timeout=timeout) for c in configs}
-
-
 def send(
     channel: ChannelConfig, message: Message, *, timeout: float = SEND_TIMEOUT
 ) -> DeliveryOutcome:
@@ -367,6 +347,6 @@ def send(
     try:
         built = Channel(channel, timeout=timeout)
     except Exception as exc:
-        reason = redact(_one_line(f"{type(exc).__name__}: {exc}"), channel.urls)
-        return DeliveryOutcome(ok=False, error=reason[:REASON_MAX])
+        reason = redact(one_line(f"{type(exc).__name__}: {exc}"), channel.urls)
+        return DeliveryOutcome(ok=False, error=one_line(reason, REASON_MAX))
     return built.send(message)

@@ -32,12 +32,12 @@ import re
 from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
 
+from monitor.textutil import cap, one_line
 from monitor.types import AlertContent, Match, Message
 
 PRODUCT = "news monitor"
 TITLE_MAX = 200
 BODY_MAX = 4000
-ELLIPSIS = "…"
 TRUNCATED = "[… truncated]"
 ZWSP = "\u200b"
 
@@ -50,11 +50,13 @@ _TERMS_MAX = 500
 _INPUT_MAX = 20_000  # feed text beyond this is never shown; don't spend time cleaning it
 
 # Bidi embeddings/overrides/isolates: they can make text read differently than it is stored.
+# Stricter than `feeds.parse._INVISIBLE` on purpose: that one keeps text matchable (bidi marks
+# stay, whitespace controls separate words); here anything that could spoof a line goes.
 _BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 _DROP = {
     cp: None for cp in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0)]
 } | {ord(c): None for c in _BIDI + "\u200b\u2060\ufeff"}
-_SEPARATORS = re.compile(r"\s+")  # includes U+2028/U+2029, NBSP, ...
+_WHITESPACE = re.compile(r"\s+")  # includes U+2028/U+2029, NBSP, ...
 
 _SCHEME = re.compile(r"\b([A-Za-z][A-Za-z0-9+.\-]{0,31})\s*:\s*//")
 _COLON_SCHEME = re.compile(r"\b(javascript|vbscript|data|mailto|file)\s*:", re.IGNORECASE)
@@ -70,7 +72,7 @@ _LINK_SAFE = "/?#[]!$&'()*+,;=%~-._:"
 def neutralise(text: str) -> str:
     """Feed text as one inert line: no controls, markup, mentions, schemes or live hosts."""
     text = text.translate(_DROP)
-    text = _SEPARATORS.sub(" ", text).strip()
+    text = one_line(text)  # U+2028/U+2029, NBSP, ... too
     text = text.replace("<", "‹").replace(">", "›")
     text = _SCHEME.sub(_defang_scheme, text)
     text = _COLON_SCHEME.sub(lambda m: f"{m.group(1)}[:]", text)
@@ -93,7 +95,7 @@ def _clean(text: str) -> str:
 
 def safe_link(link: str) -> str:
     """The item's link for the one live line: http(s) only, percent-encoded where risky."""
-    link = _SEPARATORS.sub("", link.translate(_DROP))
+    link = _WHITESPACE.sub("", link.translate(_DROP))
     try:
         parts = urlsplit(link)
     except ValueError:
@@ -103,13 +105,6 @@ def safe_link(link: str) -> str:
         return neutralise(link)
     rest = link[link.index("//") + 2 + len(parts.netloc) :]
     return f"{parts.scheme.lower()}://{host}{quote(rest, safe=_LINK_SAFE)}"
-
-
-def cap(text: str, limit: int) -> str:
-    """`text` cut to at most `limit` characters, ending with `…` when cut."""
-    if len(text) <= limit:
-        return text
-    return text[: max(limit - len(ELLIPSIS), 0)].rstrip() + ELLIPSIS
 
 
 def iso_utc(moment: datetime | None) -> str:

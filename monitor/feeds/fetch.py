@@ -45,6 +45,7 @@ from yarl import URL
 
 from monitor.clock import Clock, utcnow
 from monitor.feeds.schedule import parse_retry_after
+from monitor.textutil import one_line
 from monitor.types import FetchRequest, FetchResult, FetchStatus
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -64,6 +65,7 @@ _RETRY_AFTER_STATUSES = frozenset({429, 503})
 _CHUNK = 64 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 _USERINFO = re.compile(r"(\w+://)[^/@\s]+@")
+_REASON_MAX = 200  # characters of FetchResult.error
 
 
 class _Failure(Exception):
@@ -435,17 +437,12 @@ def _describe_client_error(exc: aiohttp.ClientError) -> str:
     if isinstance(exc, aiohttp.ClientPayloadError):
         return "response body incomplete (connection closed or malformed transfer)"
     if isinstance(exc, aiohttp.ClientResponseError):
-        return f"invalid HTTP response: {_one_line(exc.message, 120)}"
+        return f"invalid HTTP response: {one_line(str(exc.message), 120)}"
     if isinstance(exc, aiohttp.InvalidURL):
         return "invalid URL"
     if isinstance(exc, aiohttp.ClientOSError):
         return f"network error: {_os_reason(exc)}"
     return f"HTTP client error: {type(exc).__name__}"
-
-
-def _one_line(text: str, limit: int = 200) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _error(req: FetchRequest, url: str, reason: str) -> FetchResult:
@@ -454,7 +451,8 @@ def _error(req: FetchRequest, url: str, reason: str) -> FetchResult:
         url=url,
         etag=req.etag,
         last_modified=req.last_modified,
-        error=mask_credentials(_one_line(reason), req.url, url),
+        # masked before the cut, which could leave a password without its "@" behind
+        error=one_line(mask_credentials(reason, req.url, url), _REASON_MAX),
     )
 
 

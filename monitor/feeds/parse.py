@@ -68,6 +68,7 @@ import feedparser
 
 from monitor.errors import FeedError
 from monitor.feeds.urls import canonical_link, safe_link
+from monitor.textutil import one_line
 from monitor.types import Item, ParsedFeed
 
 __all__ = ["MAX_KEY", "MAX_TEXT", "MAX_TITLE", "html_to_text", "parse_feed"]
@@ -96,6 +97,8 @@ _BLOCK_TAGS = frozenset({
 # Removed: control characters that are not whitespace (C0, DEL, C1 but NEL), lone surrogates,
 # soft hyphen, zero-width space, word joiner, BOM/ZWNBSP. ZWNJ/ZWJ stay (Persian, Indic, emoji);
 # whitespace controls (VT, FF, FS..US, NEL) become spaces like any other whitespace.
+# Not shared with `alerts.render` on purpose: this keeps text matchable (bidi marks, which RTL
+# text needs, stay; separators stay word breaks); render drops more, for display safety.
 _INVISIBLE = re.compile(
     "[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\ud800-\udfff\u00ad\u200b\u2060\ufeff]"
 )
@@ -159,8 +162,10 @@ def html_to_text(value: str) -> str:
     return _clean(text)
 
 
-def _one_line(value: str, limit: int) -> str:
-    return " ".join(html_to_text(value).split())[:limit]
+def _plain_line(value: str, limit: int) -> str:
+    """A title or category: HTML read as text, on one line, cut without a marker (titles are
+    part of an item's content key: cutting them differently would re-key stored items)."""
+    return one_line(html_to_text(value))[:limit]
 
 
 def _join_text(bodies: Iterable[str], categories: Iterable[str]) -> str:
@@ -171,7 +176,7 @@ def _join_text(bodies: Iterable[str], categories: Iterable[str]) -> str:
     parts = [p for p in parts if not any(p != q and p in q for q in parts)]
     seen = set(parts)
     for term in list(categories)[: _MAX_PARTS * 4]:
-        text = _one_line(term, MAX_TITLE)
+        text = _plain_line(term, MAX_TITLE)
         if text and text not in seen:
             seen.add(text)
             parts.append(text)
@@ -415,7 +420,7 @@ def _entry_item(entry: Any, base: str) -> Item | None:
         raw_link=_text(_get(entry, "link")) or None,
         # feedparser copies a permalink guid into a missing link: only an absolute one is a link
         base="" if _get(entry, "guidislink") else base,
-        title=_one_line(_text(_get(entry, "title")), MAX_TITLE),
+        title=_plain_line(_text(_get(entry, "title")), MAX_TITLE),
         text=_join_text(bodies, categories),
         published=_struct_to_utc(published) if published else None,
     )
@@ -429,7 +434,7 @@ def _describe(exc: Any, line_offset: int = 0) -> str:
         text = f"not well-formed XML: {exc.getMessage()} ({where})"
     else:
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return " ".join(text.split())[:_MAX_PROBLEM]
+    return one_line(text)[:_MAX_PROBLEM]
 
 
 def _count_tags(data: bytes, version: str) -> int:
@@ -449,7 +454,7 @@ def _items_one_by_one(
     if root is None:
         return "", []
     head = _get(_feedparser(data[: starts[0]], content_type), "feed") or {}
-    title = _one_line(_text(_get(head, "title")), MAX_TITLE)
+    title = _plain_line(_text(_get(head, "title")), MAX_TITLE)
     prefix = data[: root.end()]
     items: list[Item | None] = []
     for start, end in zip(starts, [*starts[1:], len(data)], strict=True):
@@ -489,7 +494,7 @@ def _parse_xml(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
     if not entries and not version:
         raise FeedError(_not_a_feed(body, content_type, exc))
     feed = _get(result, "feed") or {}
-    title = _one_line(_text(_get(feed, "title")), MAX_TITLE)
+    title = _plain_line(_text(_get(feed, "title")), MAX_TITLE)
     items = [_entry_item(e, url) for e in entries]
     problem = None
     if exc is not None:
@@ -544,7 +549,7 @@ def _json_item(entry: Any, base: str) -> Item | None:
         guid=_identifier(_get(entry, "id")),
         raw_link=_text(_get(entry, "url")) or _text(_get(entry, "external_url")) or None,
         base=base,
-        title=_one_line(_text(_get(entry, "title")), MAX_TITLE),
+        title=_plain_line(_text(_get(entry, "title")), MAX_TITLE),
         text=_join_text(
             [_text(_get(entry, k)) for k in ("summary", "content_html", "content_text")],
             [_text(t) for t in tags] if isinstance(tags, list) else [],
@@ -570,7 +575,7 @@ def _parse_json(body: bytes, url: str) -> ParsedFeed:
         raise FeedError("not a feed: JSON document without a JSON Feed version")
     entries = document.get("items")
     items = [_json_item(e, url) for e in entries] if isinstance(entries, list) else []
-    title = _one_line(_text(document.get("title")), MAX_TITLE)
+    title = _plain_line(_text(document.get("title")), MAX_TITLE)
     return ParsedFeed(title=title, items=_unique(items), problem=problem)
 
 

@@ -66,13 +66,38 @@ _ISO_TO_ALGORITHM = {
     "tr": "turkish",
     "yi": "yiddish",
 }
+# Every ISO 639-1 code, as `ISO 639-2/T:639-1` pairs plus the ISO 639-2/B variants (ger, fre,
+# dut, ...), from Debian's iso-codes (iso_639-2.json): a rule language must be one of these.
+_ISO_639_PAIRS = """
+aar:aa abk:ab ave:ae afr:af aka:ak amh:am arg:an ara:ar asm:as ava:av aym:ay aze:az bak:ba
+bel:be bul:bg bih:bh bis:bi bam:bm ben:bn bod:bo tib:bo bre:br bos:bs cat:ca che:ce cha:ch
+cos:co cre:cr ces:cs cze:cs chu:cu chv:cv cym:cy wel:cy dan:da deu:de ger:de div:dv dzo:dz
+ewe:ee ell:el gre:el eng:en epo:eo spa:es est:et eus:eu baq:eu fas:fa per:fa ful:ff fin:fi
+fij:fj fao:fo fra:fr fre:fr fry:fy gle:ga gla:gd glg:gl grn:gn guj:gu glv:gv hau:ha heb:he
+hin:hi hmo:ho hrv:hr hat:ht hun:hu hye:hy arm:hy her:hz ina:ia ind:id ile:ie ibo:ig iii:ii
+ipk:ik ido:io isl:is ice:is ita:it iku:iu jpn:ja jav:jv kat:ka geo:ka kon:kg kik:ki kua:kj
+kaz:kk kal:kl khm:km kan:kn kor:ko kau:kr kas:ks kur:ku kom:kv cor:kw kir:ky lat:la ltz:lb
+lug:lg lim:li lin:ln lao:lo lit:lt lub:lu lav:lv mlg:mg mah:mh mri:mi mao:mi mkd:mk mac:mk
+mal:ml mon:mn mar:mr msa:ms may:ms mlt:mt mya:my bur:my nau:na nob:nb nde:nd nep:ne ndo:ng
+nld:nl dut:nl nno:nn nor:no nbl:nr nav:nv nya:ny oci:oc oji:oj orm:om ori:or oss:os pan:pa
+pli:pi pol:pl pus:ps por:pt que:qu roh:rm run:rn ron:ro rum:ro rus:ru kin:rw san:sa srd:sc
+snd:sd sme:se sag:sg sin:si slk:sk slo:sk slv:sl smo:sm sna:sn som:so sqi:sq alb:sq srp:sr
+ssw:ss sot:st sun:su swe:sv swa:sw tam:ta tel:te tgk:tg tha:th tir:ti tuk:tk tgl:tl tsn:tn
+ton:to tur:tr tso:ts tat:tt twi:tw tah:ty uig:ug ukr:uk urd:ur uzb:uz ven:ve vie:vi vol:vo
+wln:wa wol:wo xho:xh yid:yi yor:yo zha:za zho:zh chi:zh zul:zu
+"""
+_ISO_639_2_TO_1 = {pair[:3]: pair[4:] for pair in _ISO_639_PAIRS.split()}
+ISO_639_1: frozenset[str] = frozenset(_ISO_639_2_TO_1.values())
+"""Every two-letter ISO 639-1 language code (lower case)."""
+
 _INSTALLED = frozenset(Stemmer.algorithms())
 _ALGORITHMS = {code: alg for code, alg in _ISO_TO_ALGORITHM.items() if alg in _INSTALLED}
 
 STEMMED_LANGUAGES: frozenset[str] = frozenset(_ALGORITHMS)
 """Language codes with a Snowball stemmer; other valid codes match unstemmed."""
+# "German" -> "de": a stemmer's name is a likely mistake for its code ("norwegian" -> "no").
+_ALGORITHM_TO_ISO = {alg: code for code, alg in _ISO_TO_ALGORITHM.items() if code != "nb"}
 
-_LANGUAGE_CODE = re.compile(r"[a-z]{2}")
 _ASCII_WORD = re.compile(r"[A-Za-z0-9]+")
 _WORD_RUN = re.compile(r"[^\W_]+")  # str.isalnum() characters
 # Separators that NFKC rewrites (no-break and typographic spaces, "…"), mapped to a space.
@@ -95,8 +120,17 @@ class Token(NamedTuple):
 
 
 def is_language_code(code: str) -> bool:
-    """A well-formed rule language: a two-letter ISO 639-1 code (any case)."""
-    return _LANGUAGE_CODE.fullmatch(code.lower()) is not None
+    """A valid rule language: an ISO 639-1 code (any case). `deu` or `german` is not one."""
+    return code.lower() in ISO_639_1
+
+
+def language_code_for(name: str) -> str | None:
+    """The ISO 639-1 code that `name` stands for, or None: the code itself (any case), an
+    ISO 639-2 code (`deu`, `ger` -> `de`) or a Snowball stemmer's name (`German` -> `de`)."""
+    lower = name.strip().lower()
+    if lower in ISO_639_1:
+        return lower
+    return _ISO_639_2_TO_1.get(lower) or _ALGORITHM_TO_ISO.get(lower)
 
 
 def known_language(code: str) -> bool:
