@@ -34,6 +34,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor.clock import utcnow
 from monitor.errors import ConfigError
 from monitor.feeds.fetch import Fetcher
+from monitor.logs import redact_secrets_of
 from monitor.pipeline import Monitor, waiting_for_server
 from monitor.store.repo import FeedState, Store
 from monitor.types import Config, FeedConfig
@@ -233,6 +234,8 @@ class Daemon:
             return
         if config.settings.database != previous.settings.database:
             log.warning("the database URL changed: restart the monitor to use the new one")
+        # the new channels' secrets are hidden from the logs before anything can log them
+        redact_secrets_of([u for c in (*config.channels, *previous.channels) for u in c.urls])
         await asyncio.to_thread(self.monitor.reconfigure, config)
         if fetch_settings(config) != fetch_settings(previous):
             await self.replace_fetcher(previous.settings.timeout.total_seconds())

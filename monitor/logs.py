@@ -54,3 +54,12 @@ def setup_logging(verbose: int = 0, secrets: Sequence[str] = (), daemon: bool = 
     # at WARNING unless asked three times (-vvv), and then the Redactor still hides the secrets.
     configure_apprise_logging(logging.DEBUG if verbose >= 3 else logging.WARNING, force=True)
     logging.getLogger("apscheduler").setLevel(logging.INFO if verbose >= 2 else logging.WARNING)
+
+
+def redact_secrets_of(urls: Sequence[str]) -> None:
+    """Make our handler hide the secrets of these channel URLs (after a config reload)."""
+    for handler in logging.getLogger().handlers:
+        if handler.get_name() == HANDLER_NAME:
+            for f in handler.filters:
+                if isinstance(f, SecretRedactor):
+                    f.set_urls(urls)

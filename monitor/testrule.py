@@ -13,6 +13,7 @@ from pathlib import Path
 
 from monitor.errors import QueryError, UsageError
 from monitor.rules.match import CompiledRule, MatchResult, compile_rule, highlight
+from monitor.rules.text import language_code_for
 from monitor.types import Config, RuleConfig
 
 MAX_SHOWN = 2000  # characters of body shown highlighted; longer texts show the snippet
@@ -22,7 +23,7 @@ def _rule(config: Config, args: argparse.Namespace) -> CompiledRule:
     if args.query is not None:
         languages = config.settings.languages
         if args.languages:
-            languages = tuple(x.strip() for x in args.languages.split(",") if x.strip())
+            languages = tuple(_language(x) for x in args.languages.split(",") if x.strip())
         rule = RuleConfig(name="--query", query=args.query, languages=languages)
         try:
             return compile_rule(rule)
@@ -35,6 +36,14 @@ def _rule(config: Config, args: argparse.Namespace) -> CompiledRule:
         names = ", ".join(r.name for r in config.rules) or "none"
         raise UsageError(f"no rule {args.name!r} in {config.path} (rules: {names})")
     return compile_rule(found)
+
+
+def _language(name: str) -> str:
+    code = language_code_for(name)
+    if code is None or code != name.strip():
+        hint = f': use "{code}"' if code else ": expected two-letter codes such as de,en,ru"
+        raise UsageError(f"--languages: {name.strip()!r} is not a language code{hint}")
+    return code
 
 
 def _text(args: argparse.Namespace) -> str:

@@ -151,6 +151,7 @@ def test_test_rule_highlights_stemmed_words(
         (["test-rule", "nope", "--text", "x"], "no rule 'nope'"),
         (["test-rule", "--query", "(Kursk", "--text", "x"], "--query: column"),
         (["test-rule", "--text", "x"], "give a rule NAME"),
+        (["test-rule", "--query", "Kursk", "--languages", "deu", "--text", "x"], 'use "de"'),
         (["test-rule", "nk-troops", "--file", "/nonexistent/file.txt"], "cannot read"),
         (["matches", "--since", "yesterday"], "--since"),
         (["notify-test", "nope"], "no channel 'nope'"),
