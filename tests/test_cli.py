@@ -347,3 +347,39 @@ def test_out_of_range_arguments_exit_2(
         assert code == 2 and "Traceback" not in err
         raise SystemExit(code)
     assert exit_info.value.code == 2
+
+
+FEED = '[[feeds]]\nname = "f"\nurl = "http://127.0.0.1:9/f"\n'
+RULE = '[[rules]]\nname = "r"\nquery = "Kursk"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[monitor\ninterval = "5m"\n', ":1:"),  # TOML syntax: file:line:column
+        ('[monitor]\ninterval = "5 minutes"\n', "monitor.interval"),
+        ("[monitor]\ninterval = 300\n", "monitor.interval"),
+        ('[monitor]\nintervall = "5m"\n', 'did you mean "interval"'),
+        ('[monitor]\ndatabase = "mysql://u@h/db"\n', "unsupported database"),
+        ('[monitor]\nlanguages = ["deu"]\n', 'use "de"'),
+        ('[channels]\ndesk = "${NO_SUCH_VARIABLE}"\n', "NO_SUCH_VARIABLE"),
+        ('[channels]\ndesk = "nosuchscheme://x"\n', "channels.desk"),
+        ('[[feeds]]\nname = "f"\nurl = "file:///etc/passwd"\n', 'feeds[1] "f".url'),
+        (FEED + FEED, "duplicate feed name"),
+        (FEED + '[[rules]]\nname = "r"\nany_of = ["Kursk"]\n', "any_of"),
+        (FEED + '[[rules]]\nname = "r"\nquery = "Kursk AND"\n', 'rules[1] "r".query: column'),
+        (FEED + '[[rules]]\nname = "r"\nquery = "NOT Kursk"\n', 'rules[1] "r"'),
+        (FEED + RULE + RULE, "duplicate rule name"),
+        (FEED + RULE + 'channels = ["nowhere"]\n', 'unknown channel "nowhere"'),
+        (FEED + '[[rules]]\nname = "r"\nany = "Kursk"\n', 'rules[1] "r".any'),
+    ],
+)
+def test_each_kind_of_config_mistake_exits_2_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(text, encoding="utf-8")
+    code, out, err = run(capsys, "--config", str(config), "check")
+    assert code == 2
+    assert str(config) in err and message in err
+    assert "Traceback" not in out + err
