@@ -305,10 +305,11 @@ class Daemon:
 def run_daemon(config: Config, reload: Callable[[], Config]) -> int:
     store = Store.open(config.settings.database)
     try:
-        monitor = Monitor(config, store)
-        try:
-            return asyncio.run(Daemon(monitor, reload).run())
-        finally:
-            monitor.close()
+        with store.only_instance():
+            monitor = Monitor(config, store)
+            try:
+                return asyncio.run(Daemon(monitor, reload).run())
+            finally:
+                monitor.close()
     finally:
         store.close()

@@ -184,3 +184,35 @@ def test_sigterm_during_a_send_records_the_delivery(tmp_path: Path) -> None:
         assert again.returncode == 0, again.stderr
         assert "0 delivered" in again.stdout
         assert len(hook.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_a_second_daemon_on_the_same_database_refuses_to_start(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    with FeedServer() as srv, WebhookServer() as hook:
+        srv.routes["/one.xml"] = Static(rss("k1", "Nothing", "Nothing to see"))
+        path = tmp_path / "config.toml"
+        text = config(srv, hook, tmp_path)
+        if backend == "postgres":
+            url = request.getfixturevalue("postgres_url")
+            text = text.replace(f"sqlite:///{tmp_path / 'monitor.db'}", url)
+        path.write_text(text, encoding="utf-8")
+        command = [sys.executable, "-m", "monitor", "--config", str(path), "run"]
+        first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            wait_until(lambda: srv.hits("/one.xml") >= 1, 15, "the first daemon to poll")
+            second = subprocess.run(command, capture_output=True, text=True, timeout=30)
+            assert second.returncode == 1
+            assert "another `monitor run` is already using this database" in second.stderr
+            assert "Traceback" not in second.stderr
+            first.send_signal(signal.SIGTERM)
+            assert first.wait(timeout=20) == 0
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.wait()
+            if first.stderr is not None:
+                first.stderr.close()

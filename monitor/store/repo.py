@@ -10,6 +10,7 @@ dialects.
 
 from __future__ import annotations
 
+import fcntl
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ from monitor.types import FeedConfig, Item, Match, Message
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 READ_ONLY = "monitor_read_only"  # execution option of the engine used by Store._read
+DAEMON_LOCK = 0x6E6D6F6E  # PostgreSQL advisory lock key of `monitor run` ("nmon")
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +172,47 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @contextmanager
+    def only_instance(self) -> Iterator[None]:
+        """Hold the database's daemon lock, or raise StorageError if another daemon has it.
+
+        Two daemons on one database would poll every feed twice (the outbox leases keep them
+        from alerting twice). SQLite: an flock on `<database>.lock` beside the file;
+        PostgreSQL: a session advisory lock, held on one connection for the daemon's life.
+        `monitor poll` takes no lock: it is safe beside a running daemon.
+        """
+        url = self.engine.url
+        if self.dialect == "postgresql":
+            with self.engine.connect() as conn:
+                held = conn.execute(select(func.pg_try_advisory_lock(DAEMON_LOCK))).scalar()
+                conn.commit()
+                if not held:
+                    raise StorageError(
+                        "another `monitor run` is already using this database "
+                        f"(PostgreSQL advisory lock {DAEMON_LOCK} on {url.database})"
+                    )
+                try:
+                    yield
+                finally:
+                    conn.execute(select(func.pg_advisory_unlock(DAEMON_LOCK)))
+                    conn.commit()
+            return
+        if not url.database or url.database == ":memory:":
+            yield
+            return
+        path = Path(url.database + ".lock")
+        with path.open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StorageError(
+                    f"another `monitor run` is already using this database (lock file {path})"
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
