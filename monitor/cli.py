@@ -29,7 +29,8 @@ from monitor.config import (
 )
 from monitor.errors import MonitorError, UsageError, UserError
 from monitor.logs import setup_logging
-from monitor.types import Config
+from monitor.store.repo import FeedState
+from monitor.types import Config, FeedConfig
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -180,23 +181,13 @@ def cmd_feeds(args: argparse.Namespace) -> int:
     finally:
         store.close()
     rows = []
+    now = utcnow()
     for feed in config.feeds:
         s = states[feed.name]
-        status = (
-            "gone (410)"
-            if s.gone
-            else (
-                "disabled"
-                if not feed.enabled
-                else (
-                    "failing" if s.consecutive_failures else ("ok" if s.last_success_at else "new")
-                )
-            )
-        )
         rows.append(
             [
                 feed.name,
-                status,
+                _feed_status(feed, s, now),
                 _when(s.last_success_at),
                 _cut(s.last_error or "", 50),
                 str(s.consecutive_failures),
@@ -207,6 +198,20 @@ def cmd_feeds(args: argparse.Namespace) -> int:
     headers = ["feed", "state", "last success", "last error", "failures", "next poll", "items"]
     _table(headers, rows, sys.stdout)
     return 0
+
+
+def _feed_status(feed: FeedConfig, state: FeedState, now: datetime) -> str:
+    if state.gone:
+        return "gone (410)"
+    if not feed.enabled:
+        return "disabled"
+    if state.retry_until and state.retry_until > now:
+        return "waiting (Retry-After)"
+    if state.consecutive_failures:
+        return "failing"
+    if state.last_error:
+        return "degraded"  # read, but not well-formed
+    return "ok" if state.last_success_at else "new"
 
 
 def cmd_notify_test(args: argparse.Namespace) -> int:
