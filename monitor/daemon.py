@@ -25,18 +25,21 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.clock import utcnow
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, StorageError
 from monitor.feeds.fetch import Fetcher
 from monitor.logs import redact_secrets_of
 from monitor.pipeline import Monitor, waiting_for_server
 from monitor.store.repo import FeedState, Store
+from monitor.textutil import one_line
 from monitor.types import Config, FeedConfig
 
 log = logging.getLogger("monitor.daemon")
@@ -84,34 +87,50 @@ class Daemon:
         self.reload_config = reload
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.stopping = asyncio.Event()
-        self.polls: set[asyncio.Task[object]] = set()
+        self.polls: set[asyncio.Task[Any]] = set()
         self.senders: dict[str, asyncio.Task[None]] = {}
         self.wake: dict[str, asyncio.Event] = {}
         self.fetcher: Fetcher | None = None
         self.retired: set[Fetcher] = set()  # replaced on reload, closed when polls are done
+        self.users: dict[Fetcher, int] = {}  # running polls per HTTP client
+        self.running: dict[str, asyncio.Task[Any]] = {}  # feed name -> its running poll
+        self.superseded: set[asyncio.Task[Any]] = set()  # polls cancelled by a reload
+        self.job_ids: dict[str, str] = {}  # feed name -> its current APScheduler job id
+        self.generation = 0
         self.background: set[asyncio.Task[None]] = set()
 
     # --- feeds ---------------------------------------------------------------------------
 
     def schedule_feeds(self, previous: Config | None = None) -> None:
-        """Add a job for every new or changed feed, remove those of feeds no longer polled."""
+        """Add a job for every new or changed feed, remove those of feeds no longer polled.
+
+        A changed feed's running poll (old URL, old interval) is cancelled, and its new job
+        gets a new id, so the old poll neither blocks the new one (`max_instances`) nor writes
+        its outcome over the reset feed row.
+        """
         feeds = {f.name: f for f in self.monitor.config.feeds if f.enabled}
         before = {f.name: f for f in previous.feeds if f.enabled} if previous else {}
-        for job in self.scheduler.get_jobs():
-            name = job.id.removeprefix("feed:")
-            if job.id.startswith("feed:") and feeds.get(name) != before.get(name):
+        for name in [n for n in self.job_ids if feeds.get(n) != before.get(n)]:
+            job = self.scheduler.get_job(self.job_ids.pop(name))
+            if job is not None:
                 job.remove()
+            running = self.running.get(name)
+            if running is not None:
+                self.superseded.add(running)
+                running.cancel()
         fresh = [f for name, f in feeds.items() if before.get(name) != f]
         states = self.monitor.store.feed_states()
         now = utcnow()
+        self.generation += 1
         for index, feed in enumerate(fresh):
             spread = now + START_SPREAD * (index / max(1, len(fresh)))
             seconds = feed.interval.total_seconds()
+            job_id = self.job_ids[feed.name] = f"feed:{feed.name}:{self.generation}"
             self.scheduler.add_job(
                 self.poll_job,
                 IntervalTrigger(seconds=seconds, jitter=min(60.0, seconds * 0.05)),
                 args=[feed.name],
-                id=f"feed:{feed.name}",
+                id=job_id,
                 next_run_time=first_run(states.get(feed.name), spread),
                 coalesce=True,
                 max_instances=1,
@@ -121,7 +140,8 @@ class Daemon:
 
     def postpone(self, name: str, when: datetime | None) -> None:
         """Move a feed's next run to `when` if that is later than the job's own next run."""
-        job = self.scheduler.get_job(f"feed:{name}")
+        job_id = self.job_ids.get(name)
+        job = self.scheduler.get_job(job_id) if job_id else None
         if job is None or when is None or job.next_run_time is None:
             return
         if when > job.next_run_time:
@@ -129,21 +149,43 @@ class Daemon:
 
     async def poll_job(self, name: str) -> None:
         feed = next((f for f in self.monitor.config.feeds if f.name == name), None)
-        if feed is None or self.stopping.is_set() or self.fetcher is None:
-            return
+        fetcher = self.fetcher
         task = asyncio.current_task()
-        if task is not None:
-            self.polls.add(task)
+        if feed is None or self.stopping.is_set() or fetcher is None or task is None:
+            return
+        self.polls.add(task)
+        self.running[name] = task
+        self.users[fetcher] = self.users.get(fetcher, 0) + 1
         try:
-            await self._poll(feed, self.fetcher)
+            await self._poll(feed, fetcher)
         except asyncio.CancelledError:
-            if not self.stopping.is_set():
+            if task in self.superseded:
+                log.info("poll of feed %s abandoned: its config changed", name)
+            elif self.stopping.is_set():
+                # Nothing of an unfinished poll was committed: it is polled again next time.
+                log.info("poll of feed %s abandoned at shutdown", name)
+            else:
                 raise
-            # Nothing of an unfinished poll was committed: it is simply polled again next time.
-            log.info("poll of feed %s abandoned at shutdown", name)
         finally:
-            if task is not None:
-                self.polls.discard(task)
+            self.polls.discard(task)
+            self.superseded.discard(task)
+            if self.running.get(name) is task:
+                del self.running[name]
+            self._release(fetcher)
+
+    def _release(self, fetcher: Fetcher) -> None:
+        """One poll less on `fetcher`; a replaced client is closed when its last poll ends."""
+        self.users[fetcher] -= 1
+        if self.users[fetcher] == 0:
+            del self.users[fetcher]
+            if fetcher in self.retired:
+                self.retired.discard(fetcher)
+                self._background(fetcher.close())
+
+    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     async def _poll(self, feed: FeedConfig, fetcher: Fetcher) -> None:
         store = self.monitor.store
@@ -207,6 +249,10 @@ class Daemon:
                         log.info(
                             "channel %s: %d delivered, %d failed", name, report.sent, report.failed
                         )
+                except (StorageError, SQLAlchemyError) as exc:  # the database is away: say so once
+                    log.error(
+                        "delivery to channel %s paused: database: %s", name, one_line(str(exc))
+                    )
                 except Exception:
                     log.exception("delivery to channel %s failed; retrying later", name)
                 waits = {
@@ -238,28 +284,23 @@ class Daemon:
         redact_secrets_of([u for c in (*config.channels, *previous.channels) for u in c.urls])
         await asyncio.to_thread(self.monitor.reconfigure, config)
         if fetch_settings(config) != fetch_settings(previous):
-            await self.replace_fetcher(previous.settings.timeout.total_seconds())
+            await self.replace_fetcher()
         self.schedule_feeds(previous)
         self.start_senders()
         log.info("config reloaded: %d feeds, %d rules", len(config.feeds), len(config.rules))
 
-    async def replace_fetcher(self, old_timeout: float) -> None:
-        """New HTTP settings: new polls use a new client; the old one is closed once the polls
-        that hold it are past their deadline."""
+    async def replace_fetcher(self) -> None:
+        """New HTTP settings: new polls use a new client; the old one is closed as soon as
+        no poll holds it any more."""
         fetcher = self.monitor.fetcher()
         await fetcher.open()
         old, self.fetcher = self.fetcher, fetcher
-        if old is not None:
+        if old is None:
+            return
+        if self.users.get(old):
             self.retired.add(old)
-
-            async def close_later() -> None:
-                await asyncio.sleep(old_timeout + 5)
-                self.retired.discard(old)
-                await old.close()
-
-            task = asyncio.create_task(close_later())
-            self.background.add(task)
-            task.add_done_callback(self.background.discard)
+        else:
+            await old.close()
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -267,9 +308,7 @@ class Daemon:
             loop.add_signal_handler(sig, self.stopping.set)
 
         def on_hup() -> None:
-            task = asyncio.create_task(self.reload())
-            self.background.add(task)
-            task.add_done_callback(self.background.discard)
+            self._background(self.reload())
 
         loop.add_signal_handler(signal.SIGHUP, on_hup)
         self.fetcher = self.monitor.fetcher()
@@ -289,6 +328,8 @@ class Daemon:
             for task in list(self.background):
                 task.cancel()
             await asyncio.gather(*self.polls, *self.background, return_exceptions=True)
+            # closing a replaced client, started as its last poll ended: let it finish
+            await asyncio.gather(*self.background, return_exceptions=True)
             senders = list(self.senders.values())
             if senders:
                 _, late = await asyncio.wait(senders, timeout=SEND_GRACE)

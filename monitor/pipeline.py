@@ -30,7 +30,7 @@ from monitor.alerts.deliver import send
 from monitor.alerts.outbox import next_attempt
 from monitor.alerts.render import render
 from monitor.clock import Clock, utcnow
-from monitor.errors import FeedError
+from monitor.errors import FeedError, StorageError
 from monitor.feeds.fetch import Fetcher
 from monitor.feeds.schedule import jitter, next_poll
 from monitor.store.repo import FeedState, Store, Tx
@@ -366,16 +366,32 @@ class Monitor:
                 break
             outcome = await asyncio.to_thread(send, channel, alert.message)
             if outcome.ok:
-                if not await asyncio.to_thread(self.store.mark_delivered, alert, self.clock()):
+                if not await self._persist(self.store.mark_delivered, alert, self.clock()):
                     log.warning("alert %s was delivered after its lease ran out", alert.alert_id)
                 report += DeliveryReport(sent=1)
                 continue
             error = outcome.error or "not accepted"
             retry_at = next_attempt(self.clock(), alert.attempts + 1)
-            await asyncio.to_thread(self.store.mark_failed, alert, error, retry_at)
+            await self._persist(self.store.mark_failed, alert, error, retry_at)
             log.warning("alert %s to channel %s not delivered: %s", alert.alert_id, name, error)
             return report + DeliveryReport(failed=1, errors=(f"channel {name}: {error}",))
         return report
+
+    async def _persist(self, mark: Callable[..., bool], *args: object) -> bool:
+        """Record a send's outcome, retrying through a short database outage: giving up
+        would leave the row leased, and an alert already delivered would be sent again."""
+        delay, waited = 1.0, 0.0
+        limit = DELIVERY_LEASE.total_seconds() - 30
+        while True:
+            try:
+                return await asyncio.to_thread(mark, *args)
+            except StorageError as exc:
+                if waited + delay > limit:
+                    raise
+                log.warning("%s; retrying in %.0f s", exc, delay)
+                await asyncio.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 30.0)
 
     def orphaned_alerts(self) -> dict[str, int]:
         """Undelivered alerts of channels no longer in config.toml (kept, not sent)."""

@@ -122,13 +122,20 @@ class WorkerPool:
             return  # another task restarted it already
         log.warning("restarting the worker processes: %s", why)
         self._executor = None
+        self._kill(executor)
+
+    @staticmethod
+    def _kill(executor: ProcessPoolExecutor) -> None:
+        # No cancel_futures: a task submitted meanwhile then fails with BrokenProcessPool,
+        # which `_run` retries, instead of a CancelledError that would look like our own.
         for process in list(getattr(executor, "_processes", {}).values()):
             process.kill()
-        executor.shutdown(wait=False, cancel_futures=True)
+        executor.shutdown(wait=False)
 
     def close(self) -> None:
+        """Stop the workers now, even mid-parse: an unfinished feed is polled again later."""
         if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._kill(self._executor)
             self._executor = None
 
     def __enter__(self) -> Self:

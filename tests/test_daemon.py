@@ -216,3 +216,35 @@ def test_a_second_daemon_on_the_same_database_refuses_to_start(
                 first.wait()
             if first.stderr is not None:
                 first.stderr.close()
+
+
+def test_a_feed_fixed_by_reload_is_polled_at_once_even_while_its_old_poll_hangs(
+    tmp_path: Path,
+) -> None:
+    with FeedServer() as srv, WebhookServer() as hook:
+        srv.routes["/one.xml"] = Static(rss("k1", "Kursk", "Kursk"), delay=20.0)  # hangs
+        srv.routes["/fixed.xml"] = Static(rss("k2", "Kursk fixed", "Kursk"))
+        path = tmp_path / "config.toml"
+        text = config(srv, hook, tmp_path).replace('"5s"', '"30s"')
+        path.write_text(text, encoding="utf-8")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "--config", str(path), "run"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_until(lambda: srv.hits("/one.xml") >= 1, 15, "the hanging fetch")
+            fixed = text.replace(srv.url("/one.xml"), srv.url("/fixed.xml"))
+            path.write_text(fixed.replace('"30s"', '"10s"'), encoding="utf-8")  # new timeout too
+            proc.send_signal(signal.SIGHUP)
+            [alert] = hook.wait_for(1, timeout=15)
+            assert "Kursk fixed" in str(alert.json)
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+            assert proc.returncode == 0, err
+            assert "Traceback" not in err and "abandoned: its config changed" in err
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

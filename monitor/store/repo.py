@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from monitor.store.models import FeedRow, ItemRow, MatchRow, OutboxRow, RuleLink
 from monitor.types import FeedConfig, Item, Match, Message
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
 READ_ONLY = "monitor_read_only"  # execution option of the engine used by Store._read
 DAEMON_LOCK = 0x6E6D6F6E  # PostgreSQL advisory lock key of `monitor run` ("nmon")
 
@@ -195,8 +197,11 @@ class Store:
                 try:
                     yield
                 finally:
-                    conn.execute(select(func.pg_advisory_unlock(DAEMON_LOCK)))
-                    conn.commit()
+                    try:
+                        conn.execute(select(func.pg_advisory_unlock(DAEMON_LOCK)))
+                        conn.commit()
+                    except SQLAlchemyError as exc:  # the session, and with it the lock, is gone
+                        log.warning("daemon lock already released: %s", _reason(exc))
             return
         if not url.database or url.database == ":memory:":
             yield
@@ -291,33 +296,34 @@ class Store:
         if not all_pending:
             conditions.append(OutboxRow.next_attempt_at <= now)
         until = now + lease
-        with self.transaction() as tx:
-            row = tx.session.scalars(
-                select(OutboxRow)
-                .where(*conditions)
-                # fewest attempts first: one message a channel keeps refusing cannot block
-                # the others behind it
-                .order_by(OutboxRow.attempts, OutboxRow.id)
-                .limit(1)
-            ).first()
-            if row is None:
-                return None
-            taken = tx.session.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id == row.id, *conditions)
-                .values(leased_until=until)
-                .execution_options(synchronize_session=False)
-            )
-            if getattr(taken, "rowcount", 0) != 1:
-                return None  # another sender was faster; the caller simply asks again
-            return PendingAlert(
-                id=row.id,
-                channel=row.channel,
-                alert_id=row.alert_id,
-                message=Message(title=row.title, body=row.body),
-                attempts=row.attempts,
-                lease=until,
-            )
+        for _ in range(5):  # another sender may take the row between select and update
+            with self.transaction() as tx:
+                row = tx.session.scalars(
+                    select(OutboxRow)
+                    .where(*conditions)
+                    # fewest attempts first: one message a channel keeps refusing cannot
+                    # block the others behind it
+                    .order_by(OutboxRow.attempts, OutboxRow.id)
+                    .limit(1)
+                ).first()
+                if row is None:
+                    return None
+                taken = tx.session.execute(
+                    update(OutboxRow)
+                    .where(OutboxRow.id == row.id, *conditions)
+                    .values(leased_until=until)
+                    .execution_options(synchronize_session=False)
+                )
+                if getattr(taken, "rowcount", 0) == 1:
+                    return PendingAlert(
+                        id=row.id,
+                        channel=row.channel,
+                        alert_id=row.alert_id,
+                        message=Message(title=row.title, body=row.body),
+                        attempts=row.attempts,
+                        lease=until,
+                    )
+        return None
 
     def mark_delivered(self, alert: PendingAlert, now: datetime) -> bool:
         """Record the channel's acceptance; False if the lease had been lost meanwhile."""
@@ -340,13 +346,16 @@ class Store:
         )
 
     def _finish(self, alert: PendingAlert, **values: Any) -> bool:
-        with self.transaction() as tx:
-            result = tx.session.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id == alert.id, OutboxRow.leased_until == alert.lease)
-                .values(**values)
-            )
-            return getattr(result, "rowcount", 0) == 1
+        try:
+            with self.transaction() as tx:
+                result = tx.session.execute(
+                    update(OutboxRow)
+                    .where(OutboxRow.id == alert.id, OutboxRow.leased_until == alert.lease)
+                    .values(**values)
+                )
+                return getattr(result, "rowcount", 0) == 1
+        except SQLAlchemyError as exc:
+            raise StorageError(f"cannot record alert {alert.alert_id}: {_reason(exc)}") from exc
 
     def outbox_counts(self) -> dict[str, tuple[int, int]]:
         """Per channel: (pending, delivered)."""
