@@ -124,7 +124,7 @@ def cmd_matches(args: argparse.Namespace) -> int:
         except (ValueError, OverflowError) as exc:
             reason = "too long ago" if isinstance(exc, OverflowError) else exc
             raise UsageError(f"--since {args.since!r}: {reason}") from None
-    store = Store.open(config.settings.database)
+    store = Store.open(config.settings.database, for_reading=True)
     try:
         found = store.matches(rule=args.rule, since=since, limit=args.limit)
     finally:
@@ -174,16 +174,17 @@ def cmd_feeds(args: argparse.Namespace) -> int:
     from monitor.store.repo import Store
 
     config = _load(args)
-    store = Store.open(config.settings.database)
+    store = Store.open(config.settings.database, for_reading=True)
     try:
-        store.sync_feeds(config.feeds)
+        if not store.read_only:
+            store.sync_feeds(config.feeds)
         states = store.feed_states()
     finally:
         store.close()
     rows = []
     now = utcnow()
     for feed in config.feeds:
-        s = states[feed.name]
+        s = states.get(feed.name) or FeedState.unpolled(feed.name, feed.url)
         rows.append(
             [
                 feed.name,

@@ -42,6 +42,7 @@ Decisions (for README.md):
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import logging
 import os
 import re
@@ -326,6 +327,20 @@ _POSTGRES_SCHEMES = frozenset({"postgres", "postgresql", "postgres+psycopg", "po
 _POSTGRES = "postgresql+psycopg"
 
 
+POSTGRES_DRIVER_MISSING = (
+    "the PostgreSQL driver (psycopg 3) is not installed: "
+    "pip install 'news-monitor[postgres]' (from a checkout: pip install '.[postgres]')"
+)
+
+
+def postgres_driver_installed() -> bool:
+    """Whether psycopg 3 can be imported (looked up, not imported: that costs start-up)."""
+    try:
+        return importlib.util.find_spec("psycopg") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _database(value: str) -> str:
     """A SQLite or PostgreSQL URL, PostgreSQL's with the psycopg 3 driver named. The messages
     never include the URL (it may hold a password)."""
@@ -344,6 +359,8 @@ def _database(value: str) -> str:
     if scheme in _SQLITE_SCHEMES:
         return scheme + rest
     if scheme in _POSTGRES_SCHEMES:
+        if not postgres_driver_installed():
+            raise ValueError(POSTGRES_DRIVER_MISSING)
         return _POSTGRES + rest
     backend = scheme.partition("+")[0]
     if backend in ("postgres", "postgresql"):

@@ -5,6 +5,7 @@
      |    +-- ConfigError        config.toml is invalid; carries every problem at once
      |    +-- QueryError         one rule query is invalid (rule name + 1-based column)
      |    +-- UsageError         a command-line mistake (unknown rule, bad --since, ...)
+     |    +-- DatabaseSetupError the database cannot be used as set up (folder permissions)
      +-- FeedError               one feed could not be fetched or parsed (never fatal to a pass)
      +-- DeliveryError           one channel did not accept an alert (it stays pending)
      +-- StorageError            the database is unreachable or failed (exit 1)
@@ -47,6 +48,10 @@ class QueryError(UserError):
 
 class UsageError(UserError):
     """A command-line mistake."""
+
+
+class DatabaseSetupError(UserError):
+    """The database cannot be used as the user set it up (a folder it may not write)."""
 
 
 class FeedError(MonitorError):

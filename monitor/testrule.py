@@ -83,7 +83,7 @@ def run_test_rule(config: Config, args: argparse.Namespace) -> int:
 def _history(config: Config, rule: CompiledRule) -> int:
     from monitor.store.repo import Store
 
-    store = Store.open(config.settings.database)
+    store = Store.open(config.settings.database, for_reading=True)
     try:
         items = store.items()
     finally:

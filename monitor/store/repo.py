@@ -11,14 +11,17 @@ dialects.
 from __future__ import annotations
 
 import fcntl
+import getpass
 import json
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -28,7 +31,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from monitor.errors import StorageError
+from monitor.errors import DatabaseSetupError, StorageError
 from monitor.store.models import FeedRow, ItemRow, MatchRow, OutboxRow, RuleLinkRow
 from monitor.types import FeedConfig, Item, Match, Message
 
@@ -53,6 +56,11 @@ class FeedState:
     retry_until: datetime | None
     gone: bool
     items_seen: int
+
+    @classmethod
+    def unpolled(cls, name: str, url: str) -> FeedState:
+        """A feed the database has no row for yet."""
+        return cls(name, url, None, None, None, None, None, None, 0, None, None, False, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,12 +136,78 @@ def _on_sqlite_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite files get WAL, a busy timeout and their folder created."""
+def _on_sqlite_connect_read_only(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL (None for memory and URI forms)."""
+    db = make_url(url).database
+    if not db or db == ":memory:" or db.startswith("file:"):
+        return None
+    return Path(db)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.geteuid()}"
+
+
+def check_sqlite_writable(path: Path) -> None:
+    """Raise a UserError naming the folder or file and the permission SQLite lacks.
+
+    SQLite needs to write the file, and (WAL mode) to create `-wal`/`-shm` files beside it.
+    """
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except PermissionError:
+        parent = next((p for p in folder.parents if p.exists()), folder)
+        raise DatabaseSetupError(
+            f"cannot create the database folder {folder}: {parent} is not writable "
+            f"(write permission missing for {_user()})"
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DatabaseSetupError(
+            f"the database folder {folder} is not writable (write permission missing for "
+            f"{_user()}): SQLite creates {path.name} and its -wal/-shm files there"
+        )
+    if path.exists() and not os.access(path, os.W_OK):
+        raise DatabaseSetupError(
+            f"the database file {path} is read-only (write permission missing for {_user()})"
+        )
+
+
+def _read_only_url(path: Path) -> str:
+    """A URL that opens `path` without ever writing it. Without a `-wal` file no writer is
+    active, and in a folder we cannot write SQLite could not create its `-shm`: `immutable`."""
+    query = "mode=ro&uri=true"
+    wal = path.with_name(path.name + "-wal")
+    if not wal.exists() and not os.access(path.parent, os.W_OK):
+        query += "&immutable=1"
+    return f"sqlite:///file:{quote(str(path))}?{query}"
+
+
+def make_engine(url: str, read_only: bool = False) -> Engine:
+    """An engine for `url`; SQLite files get WAL, a busy timeout and their folder created
+    (or, `read_only`, a connection that never writes)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        path = _sqlite_file(url)
+        if read_only and path is not None:
+            engine = create_engine(
+                _read_only_url(path), connect_args={"timeout": 30}, hide_parameters=True
+            )
+            event.listen(engine, "connect", _on_sqlite_connect_read_only)
+            event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+            return engine
+        if path is not None:
+            check_sqlite_writable(path)
         engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         event.listen(engine, "connect", _on_sqlite_connect)
         event.listen(engine, "begin", _on_sqlite_begin)
@@ -157,20 +231,26 @@ def migrate(engine: Engine) -> None:
 class Store:
     """The database of one monitor: open it once per process with `Store.open(url)`."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, read_only: bool = False) -> None:
         self.engine = engine
         self.read_engine = engine.execution_options(**{READ_ONLY: True})
         self.dialect = engine.dialect.name
+        self.read_only = read_only  # opened for reading only: nothing may be written
 
     @classmethod
-    def open(cls, url: str) -> Store:
+    def open(cls, url: str, *, for_reading: bool = False) -> Store:
+        """Open (and migrate) the database. `for_reading`: commands that only read (`matches`,
+        `feeds`, `test-rule --history`) also work on a SQLite file they may not write; then
+        nothing is migrated and `store.read_only` is True."""
+        read_only = for_reading and _may_not_write(url)
         try:
-            engine = make_engine(url)
-            migrate(engine)
+            engine = make_engine(url, read_only=read_only)
+            if not read_only:
+                migrate(engine)
         except (SQLAlchemyError, OSError) as exc:
             shown = make_url(url).render_as_string(hide_password=True)
             raise StorageError(f"database {shown}: {_reason(exc)}") from exc
-        return cls(engine)
+        return cls(engine, read_only=read_only)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -517,6 +597,16 @@ class Tx:
                 .where(FeedRow.name == name)
                 .values(items_seen=FeedRow.items_seen + count)
             )
+
+
+def _may_not_write(url: str) -> bool:
+    """A SQLite database that exists but that this user may not write (file or folder)."""
+    if make_url(url).get_backend_name() != "sqlite":
+        return False
+    path = _sqlite_file(url)
+    if path is None or not path.exists():
+        return False
+    return not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK))
 
 
 def _reason(exc: BaseException) -> str:
