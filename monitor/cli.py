@@ -190,7 +190,7 @@ def cmd_feeds(args: argparse.Namespace) -> int:
                 feed.name,
                 _feed_status(feed, s, now),
                 _when(s.last_success_at),
-                _cut(s.last_error or "", 50),
+                _cut((s.last_error if s.consecutive_failures else s.problem) or "", 50),
                 str(s.consecutive_failures),
                 _when(s.next_poll_at),
                 str(s.items_seen),
@@ -210,7 +210,7 @@ def _feed_status(feed: FeedConfig, state: FeedState, now: datetime) -> str:
         return "waiting (Retry-After)"
     if state.consecutive_failures:
         return "failing"
-    if state.last_error:
+    if state.problem:
         return "degraded"  # read, but not well-formed
     return "ok" if state.last_success_at else "new"
 

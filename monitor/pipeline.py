@@ -266,9 +266,9 @@ class Monitor:
                 feed.name,
                 **self._success(feed, result, now),
                 title=parsed.title or None,
+                # read as far as possible, but say so in `monitor feeds` until it changes
+                problem=parsed.problem,
             )
-            if parsed.problem:  # read as far as possible, but say so in `monitor feeds`
-                tx.update_feed(feed.name, last_error=parsed.problem, last_error_at=now)
         if parsed.problem:
             log.warning("feed %s is not well-formed: %s", feed.name, parsed.problem)
         return FeedOutcome(

@@ -74,6 +74,8 @@ class FeedRow(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # what is wrong with the current document (read, but not well-formed); a 304 keeps it
+    problem: Mapped[str | None] = mapped_column(Text)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     retry_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # 429/503 Retry-After

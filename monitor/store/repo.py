@@ -51,6 +51,7 @@ class FeedState:
     last_success_at: datetime | None
     last_error: str | None
     last_error_at: datetime | None
+    problem: str | None  # what is wrong with the current document (it was read anyway)
     consecutive_failures: int
     next_poll_at: datetime | None
     retry_until: datetime | None
@@ -60,7 +61,7 @@ class FeedState:
     @classmethod
     def unpolled(cls, name: str, url: str) -> FeedState:
         """A feed the database has no row for yet."""
-        return cls(name, url, None, None, None, None, None, None, 0, None, None, False, 0)
+        return cls(name, url, None, None, None, None, None, None, None, 0, None, None, False, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,7 @@ def _feed_state(row: FeedRow) -> FeedState:
         last_success_at=row.last_success_at,
         last_error=row.last_error,
         last_error_at=row.last_error_at,
+        problem=row.problem,
         consecutive_failures=row.consecutive_failures,
         next_poll_at=row.next_poll_at,
         retry_until=row.retry_until,
@@ -334,7 +336,7 @@ class Store:
                     row.etag = row.last_modified = None
                     row.gone = False
                     row.consecutive_failures = 0
-                    row.next_poll_at = row.retry_until = None
+                    row.next_poll_at = row.retry_until = row.problem = None
 
     def feed_states(self) -> dict[str, FeedState]:
         with self._read() as session:
