@@ -51,17 +51,17 @@ class FeedState:
     last_success_at: datetime | None
     last_error: str | None
     last_error_at: datetime | None
-    problem: str | None  # what is wrong with the current document (it was read anyway)
     consecutive_failures: int
     next_poll_at: datetime | None
     retry_until: datetime | None
     gone: bool
     items_seen: int
+    problem: str | None = None  # what is wrong with the current document (read anyway)
 
     @classmethod
     def unpolled(cls, name: str, url: str) -> FeedState:
         """A feed the database has no row for yet."""
-        return cls(name, url, None, None, None, None, None, None, None, 0, None, None, False, 0)
+        return cls(name, url, None, None, None, None, None, None, 0, None, None, False, 0)
 
 
 @dataclass(frozen=True, slots=True)
