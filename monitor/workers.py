@@ -7,6 +7,10 @@ small process pool instead, so they use every core, and a task that overruns its
 ended by restarting the pool: that feed gets a FeedError (and is retried on its next poll)
 while the monitor goes on. A worker that dies (out of memory, a crash in C code) is handled
 the same way.
+
+Workers never outlive the monitor: each watches the monitor's process (a pidfd on Linux) and
+exits when it is gone, even after `kill -9`. Their forkserver and resource tracker then see
+their last client go and exit as well.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import select
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -43,6 +50,35 @@ def match_items(
     """Every item with the rules it matches (runs in a worker process)."""
     matcher = _matcher(rules)
     return [(item, matcher.match(item.title, item.text)) for item in items]
+
+
+def _watch_parent(pid: int) -> None:
+    """Pool initializer: end this worker as soon as the monitor process `pid` is gone.
+
+    Needed because a pool worker holds the write ends of its own queues and of the
+    forkserver's 'alive' pipe: after `kill -9` of the monitor nothing would ever tell it.
+    """
+    thread = threading.Thread(target=_exit_when_gone, args=(pid,), name="watch-parent")
+    thread.daemon = True
+    thread.start()
+
+
+def _exit_when_gone(pid: int) -> None:
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        os._exit(1)
+    except (AttributeError, OSError):  # no pidfd (not Linux 5.3+): look every second
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:
+                pass
+    select.select([fd], [], [])  # readable once the process has exited
+    os._exit(1)
 
 
 def _guarded(what: str, func: Callable[..., T], *args: Any) -> T:
@@ -75,7 +111,12 @@ class WorkerPool:
             # forkserver: workers are not forked from a process that runs threads (aiohttp's
             # resolver, APScheduler, SQLite), which fork would copy in a broken state.
             context = multiprocessing.get_context("forkserver")
-            self._executor = ProcessPoolExecutor(self.workers, mp_context=context)
+            self._executor = ProcessPoolExecutor(
+                self.workers,
+                mp_context=context,
+                initializer=_watch_parent,
+                initargs=(os.getpid(),),
+            )
         return self._executor
 
     async def parse(self, body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
