@@ -94,14 +94,20 @@ def cmd_poll(args: argparse.Namespace) -> int:
         ]
         for o in outcomes
     ]
-    _table(["feed", "status", "items", "new", "matches", "alerts", "problem"], rows, sys.stdout)
+    _table(["feed", "status", "items", "new", "matches", "queued", "problem"], rows, sys.stdout)
     failed = sum(1 for o in outcomes if o.status in ("error", "gone"))
     print(
         f"\n{len(outcomes)} feeds polled, {failed} failed; "
         f"{sum(o.new_items for o in outcomes)} new items, "
         f"{sum(o.matches for o in outcomes)} matches; "
-        f"alerts: {delivery.sent} delivered, {delivery.failed} failed"
+        f"{sum(o.alerts for o in outcomes)} alerts queued; "
+        f"delivery attempts: {delivery.sent} delivered, {delivery.failed} failed"
         + (" (kept, will be retried)" if delivery.failed else "")
+        + (
+            f", {delivery.untried} not tried (their channel kept failing; still pending)"
+            if delivery.untried
+            else ""
+        )
     )
     for error in delivery.errors:
         print(f"  {error}")

@@ -103,13 +103,27 @@ class FeedOutcome:
 
 @dataclass(frozen=True, slots=True)
 class DeliveryReport:
+    """What a delivery pass did: `sent` and `failed` count attempts; `untried` counts alerts
+    left pending without an attempt because their channel kept failing."""
+
     sent: int = 0
     failed: int = 0
     errors: tuple[str, ...] = field(default_factory=tuple)
+    untried: int = 0
 
     def __add__(self, other: DeliveryReport) -> DeliveryReport:
         errors = self.errors + tuple(e for e in other.errors if e not in self.errors)
-        return DeliveryReport(self.sent + other.sent, self.failed + other.failed, errors)
+        return DeliveryReport(
+            self.sent + other.sent,
+            self.failed + other.failed,
+            errors,
+            self.untried + other.untried,
+        )
+
+
+# `monitor poll` tries every pending alert, but gives up on a channel that refused this many
+# in a row (it is down: the rest are reported as not tried and stay pending).
+POLL_FAILURES_PER_CHANNEL = 3
 
 
 # --- the monitor ---------------------------------------------------------------------------
@@ -346,14 +360,21 @@ class Monitor:
         all_pending: bool = False,
         keep_going: Callable[[], bool] = lambda: True,
     ) -> DeliveryReport:
-        """Send the channel's due alerts, oldest first, one at a time, until none is left,
-        `keep_going()` says stop, or the channel fails (the rest wait for the next pass).
+        """Send the channel's due alerts, oldest first, one at a time, until none is left or
+        `keep_going()` says stop.
+
+        The daemon's senders stop at the channel's first failure (the rest wait for the next
+        pass and its backoff). `all_pending` (`monitor poll`) tries every pending alert once,
+        also those waiting out a backoff, until the channel has refused
+        POLL_FAILURES_PER_CHANNEL in a row; the alerts left are counted as `untried`.
 
         Each alert is leased just before it is sent and marked right after, so the window in
         which a crash could send it twice is one send long.
         """
         report = DeliveryReport()
         channel = self.config.channel(name)
+        tried: set[int] = set()  # each alert at most once per pass
+        failures_in_a_row = 0
         while channel is not None and keep_going():
             alert = await asyncio.to_thread(
                 self.store.claim_next_alert,
@@ -361,20 +382,29 @@ class Monitor:
                 self.clock(),
                 DELIVERY_LEASE,
                 all_pending=all_pending,
+                skip=frozenset(tried),
             )
             if alert is None:
                 break
+            tried.add(alert.id)
             outcome = await asyncio.to_thread(send, channel, alert.message)
             if outcome.ok:
                 if not await self._persist(self.store.mark_delivered, alert, self.clock()):
                     log.warning("alert %s was delivered after its lease ran out", alert.alert_id)
                 report += DeliveryReport(sent=1)
+                failures_in_a_row = 0
                 continue
             error = outcome.error or "not accepted"
             retry_at = next_attempt(self.clock(), alert.attempts + 1)
             await self._persist(self.store.mark_failed, alert, error, retry_at)
             log.warning("alert %s to channel %s not delivered: %s", alert.alert_id, name, error)
-            return report + DeliveryReport(failed=1, errors=(f"channel {name}: {error}",))
+            report += DeliveryReport(failed=1, errors=(f"channel {name}: {error}",))
+            failures_in_a_row += 1
+            if not all_pending or failures_in_a_row >= POLL_FAILURES_PER_CHANNEL:
+                break
+        if all_pending and failures_in_a_row:
+            left = await asyncio.to_thread(self.store.pending_count, name, frozenset(tried))
+            report += DeliveryReport(untried=left)
         return report
 
     async def _persist(self, mark: Callable[..., bool], *args: object) -> bool:

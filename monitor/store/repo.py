@@ -15,7 +15,7 @@ import getpass
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -364,17 +364,26 @@ class Store:
     # --- outbox --------------------------------------------------------------------------
 
     def claim_next_alert(
-        self, channel: str, now: datetime, lease: timedelta, *, all_pending: bool = False
+        self,
+        channel: str,
+        now: datetime,
+        lease: timedelta,
+        *,
+        all_pending: bool = False,
+        skip: Collection[int] = (),
     ) -> PendingAlert | None:
         """The oldest undelivered alert of `channel` that is due, leased to the caller.
 
         The lease (`leased_until`) keeps other senders (a daemon and `monitor poll` on the same
         database) off the row while it is sent; it doubles as the caller's token for
         `mark_delivered` / `mark_failed`. `all_pending` ignores the retry backoff (the `poll`
-        command retries everything) but never takes a row another sender holds.
+        command retries everything) but never takes a row another sender holds. Rows whose
+        ids are in `skip` (already tried in this pass) are passed over.
         """
         free = or_(OutboxRow.leased_until.is_(None), OutboxRow.leased_until <= now)
         conditions = [OutboxRow.channel == channel, OutboxRow.delivered_at.is_(None), free]
+        if skip:
+            conditions.append(OutboxRow.id.not_in(list(skip)))
         if not all_pending:
             conditions.append(OutboxRow.next_attempt_at <= now)
         until = now + lease
@@ -438,6 +447,16 @@ class Store:
                 return getattr(result, "rowcount", 0) == 1
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot record alert {alert.alert_id}: {_reason(exc)}") from exc
+
+    def pending_count(self, channel: str, skip: Collection[int] = ()) -> int:
+        """Undelivered alerts of `channel`, but for those with ids in `skip`."""
+        stmt = select(func.count()).where(
+            OutboxRow.channel == channel, OutboxRow.delivered_at.is_(None)
+        )
+        if skip:
+            stmt = stmt.where(OutboxRow.id.not_in(list(skip)))
+        with self._read() as session:
+            return int(session.scalar(stmt) or 0)
 
     def outbox_counts(self) -> dict[str, tuple[int, int]]:
         """Per channel: (pending, delivered)."""
