@@ -196,15 +196,22 @@ class Daemon:
             self.postpone(feed.name, max(t for t in (state.retry_until, state.next_poll_at) if t))
             return
         outcome = await self.monitor.poll_feed(feed, fetcher)
-        log.info(
-            "feed %s: %s, %d new items, %d matches, %d alerts queued%s",
-            feed.name,
-            outcome.status,
-            outcome.new_items,
-            outcome.matches,
-            outcome.alerts,
-            f" ({outcome.error})" if outcome.error else "",
-        )
+        if outcome.status in ("new", "unchanged"):
+            log.info(
+                "feed %s: %s, %d new items, %d matches, %d alerts queued",
+                feed.name,
+                outcome.status,
+                outcome.new_items,
+                outcome.matches,
+                outcome.alerts,
+            )
+        elif outcome.status == "gone":  # the pipeline said so once; never poll it again
+            job_id = self.job_ids.pop(feed.name, None)
+            job = self.scheduler.get_job(job_id) if job_id else None
+            if job is not None:
+                job.remove()
+        # "error" was logged by the pipeline (one line per failure); "disabled" and "waiting"
+        # are states, not news
         if outcome.alerts:
             for event in self.wake.values():
                 event.set()

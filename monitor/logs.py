@@ -54,6 +54,8 @@ def setup_logging(verbose: int = 0, secrets: Sequence[str] = (), daemon: bool = 
     # at WARNING unless asked three times (-vvv), and then the Redactor still hides the secrets.
     configure_apprise_logging(logging.DEBUG if verbose >= 3 else logging.WARNING, force=True)
     logging.getLogger("apscheduler").setLevel(logging.INFO if verbose >= 2 else logging.WARNING)
+    # Alembic says "Context impl SQLiteImpl." at every start: only with -vv
+    logging.getLogger("alembic").setLevel(logging.INFO if verbose >= 2 else logging.WARNING)
 
 
 def redact_secrets_of(urls: Sequence[str]) -> None:
