@@ -75,6 +75,12 @@ def alert_id(feed: str, item_key: str, channel: str) -> str:
     return f"nm-{digest[:20]}"
 
 
+def item_ref(feed: str, item_key: str) -> str:
+    """A stable id for one item, the same in every channel's alert (to correlate them)."""
+    digest = hashlib.sha256(f"{feed}\0{item_key}".encode()).hexdigest()
+    return f"nmi-{digest[:20]}"
+
+
 def link_key(feed: str, item: Item) -> str:
     """What makes two items 'the same article' across feeds: the canonical link."""
     return item.canonical_link or f"feed:{feed}:{item.key}"
@@ -332,6 +338,7 @@ class Monitor:
                 published=item.published,
                 matches=mine,
                 alert_id=aid,
+                item_id=item_ref(feed.name, item.key),
             )
             tx.enqueue(item_id, channel.name, aid, render(content), now)
             queued += 1

@@ -157,6 +157,7 @@ class AlertContent:
     published: datetime | None
     matches: tuple[Match, ...]
     alert_id: str  # stable across retries, so receivers can drop a duplicate
+    item_id: str = ""  # the same for every channel: correlates one item's alerts
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,8 +22,9 @@ end a link early or ping someone (`<`, `>`, `|`, `"`, spaces, `@`, ...) are perc
 
 The message is capped (title 200, body 4000 characters by default) with a visible marker, so
 Apprise never splits it into several messages: a split message that fails half-way would be
-sent twice on retry. The footer line `alert-id: ...` always survives the cut, so receivers can
-drop a duplicate delivery.
+sent twice on retry. The footer lines `alert-id: ...` (one per item and channel) and `item-id:
+...` (the same in every channel) always survive the cut, so receivers can drop a duplicate
+delivery and correlate one item's alerts across channels.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def _rule_block(match: Match) -> str:
 
 
 def render_body(alert: AlertContent, limit: int = BODY_MAX) -> str:
-    """The plain-text body: item, feed, time, one block per rule, then `alert-id: ...`."""
+    """The plain-text body: item, feed, time, one block per rule, then the ids."""
     link = cap(safe_link(alert.link[:_INPUT_MAX]), _LINK_MAX) if alert.link else "(none)"
     head = "\n".join(
         [
@@ -148,6 +149,8 @@ def render_body(alert: AlertContent, limit: int = BODY_MAX) -> str:
     )
     rules = "\n\n".join(_rule_block(m) for m in alert.matches)
     footer = f"alert-id: {cap(_clean(alert.alert_id), 200)}"
+    if alert.item_id:
+        footer += f"\nitem-id: {cap(_clean(alert.item_id), 200)}"
     body = f"{head}\n\n{rules}\n\n{footer}" if rules else f"{head}\n\n{footer}"
     if len(body) <= limit:
         return body
