@@ -118,9 +118,10 @@ def test_poll_matches_feeds_and_test_rule(
     ("args", "expected"),
     [
         (["nk-troops", "--text", "Nordkoreanische Truppen rücken auf Kursk vor"], "MATCH"),
-        (["nk-troops", "--text", "Das Kursziel für Kurse in Kursk"], "no match"),
-        (["--query", "Kursk NEAR/2 Region", "--text", "Region um Kursk"], "MATCH"),
+        (["nk-troops", "--text", "Das Kursziel für Kurse in Kursk"], "NO MATCH: rule nk-troops"),
+        (["--query", "Kursk NEAR/2 Region", "--text", "Region um Kursk"], "MATCH: query Kursk"),
         (["--query", 'title:"Kursk"', "--text", "Kursk\nnot in the body"], "MATCH"),
+        (["--query", "Kursk Region", "--text", "Kursk"], "NO MATCH: query Kursk Region"),
     ],
 )
 def test_test_rule_on_text(
@@ -132,8 +133,50 @@ def test_test_rule_on_text(
     code, out, _ = run(capsys, "--config", str(setup[0]), "test-rule", *args)
     assert code == 0
     assert out.startswith(expected)
-    if expected == "MATCH":
+    if expected.startswith("MATCH"):
         assert "[[" in out
+    assert "--query" not in out
+
+
+@pytest.mark.parametrize(
+    ("args", "lines"),
+    [
+        (
+            ["nk-troops", "--text", "Das Kursziel für Kurse in Kursk"],
+            ['  any: "nordkoreanische Truppen" does not occur'],
+        ),
+        (
+            ["nk-troops", "--text", "Nordkoreanische Truppen bei Moskau"],
+            ['  query: "Kursk" is false: does not occur'],
+        ),
+        (
+            ["--query", "Kursk AND (Sumy OR Charkiw)", "--text", "Kursk"],
+            ['  query: "(Sumy OR Charkiw)" is false: none of its alternatives holds'],
+        ),
+    ],
+)
+def test_test_rule_says_which_part_failed(
+    setup: tuple[Path, WebhookServer],
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    lines: list[str],
+) -> None:
+    code, out, _ = run(capsys, "--config", str(setup[0]), "test-rule", *args)
+    assert code == 0
+    assert out.splitlines()[0].startswith("NO MATCH: ")
+    assert out.splitlines()[1:] == lines
+
+
+def test_test_rule_reads_standard_input(setup: tuple[Path, WebhookServer]) -> None:
+    config = str(setup[0])
+    text = "Lagebericht\nBeobachter sahen nordkoreanischer Truppen bei Kursker Dörfern.\n"
+    result = cli("--config", config, "test-rule", "nk-troops", input=text)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("MATCH: rule nk-troops")
+    assert "title: Lagebericht" in result.stdout  # first line of the input is the title
+    assert "[[nordkoreanischer Truppen]]" in result.stdout and "[[Kursker]]" in result.stdout
+    result = cli("--config", config, "test-rule", "nk-troops", input="Wetter\nSonne in Kursk.")
+    assert result.returncode == 0 and result.stdout.startswith("NO MATCH: rule nk-troops")
 
 
 def test_test_rule_highlights_stemmed_words(
@@ -190,10 +233,13 @@ def test_check_valid_masks_secrets(
     assert CANARY not in out
 
 
-def cli(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, cwd: Path | None = None, input: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if k != "MONITOR_CONFIG"} | env
     return subprocess.run(
         [sys.executable, "-m", "monitor", *args],
+        input=input,
         capture_output=True,
         text=True,
         env=environment,
