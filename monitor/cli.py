@@ -11,8 +11,9 @@ import asyncio
 import csv
 import json
 import os
+import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -113,6 +114,11 @@ def cmd_poll(args: argparse.Namespace) -> int:
     return 0
 
 
+# Every format carries the same fields (README): JSON's keys; CSV's columns keep the order of
+# earlier versions, `snippet` and `alerted` added at the end; the table is fitted to the terminal.
+CSV_COLUMNS = ("matched_at", "rule", "feed", "title", "link", "published", "terms", "snippet")
+
+
 def cmd_matches(args: argparse.Namespace) -> int:
     from monitor.store.repo import Store
 
@@ -127,6 +133,14 @@ def cmd_matches(args: argparse.Namespace) -> int:
     store = Store.open(config.settings.database)
     try:
         found = store.matches(rule=args.rule, since=since, limit=args.limit)
+        known = any(r.name == args.rule for r in config.rules)
+        # a rule removed from config.toml still has its stored matches: accept its name
+        if args.rule is not None and not known and not store.matches(rule=args.rule, limit=1):
+            names = ", ".join(r.name for r in config.rules) or "none"
+            raise UsageError(
+                f"no rule {args.rule!r} in {config.path} and no stored matches of it "
+                f"(rules: {names})"
+            )
     finally:
         store.close()
     records: list[dict[str, Any]] = [
@@ -148,26 +162,53 @@ def cmd_matches(args: argparse.Namespace) -> int:
         print()
     elif args.format == "csv":
         writer = csv.writer(sys.stdout)
-        writer.writerow(["matched_at", "rule", "feed", "title", "link", "published", "terms"])
-        for m in found:
-            writer.writerow(
-                [
-                    _iso(m.matched_at),
-                    m.rule,
-                    m.feed,
-                    m.title,
-                    m.link or "",
-                    _iso(m.published) or "",
-                    "; ".join(m.terms),
-                ]
-            )
+        writer.writerow([*CSV_COLUMNS, "alerted"])
+        for record in records:
+            cells = [_csv_cell(record[key]) for key in CSV_COLUMNS]
+            writer.writerow([*cells, "true" if record["alerted"] else "false"])
     else:
         rows = [
-            [_when(m.matched_at)[:16], m.rule, m.feed, _cut(m.title, 60), ", ".join(m.terms)]
+            [
+                _when(m.matched_at)[:16],
+                "yes" if m.alerted else "no",
+                m.rule,
+                m.feed,
+                m.title,
+                m.link or "",
+                ", ".join(m.terms),
+                _when(m.published)[:16],
+                " ".join(m.snippet.split()),
+            ]
             for m in found
         ]
-        _table(["matched (UTC)", "rule", "feed", "title", "terms"], rows, sys.stdout)
+        headers = [
+            "matched (UTC)",
+            "alerted",
+            "rule",
+            "feed",
+            "title",
+            "link",
+            "terms",
+            "published",
+            "snippet",
+        ]
+        width = shutil.get_terminal_size().columns
+        _table(headers, rows, sys.stdout, width=width, shrink=_MATCH_SHRINK, drop=_MATCH_DROP)
     return 0
+
+
+# `matches` table: columns that may be cut (with their narrowest useful width), and those left
+# out, in this order, when even that does not fit the terminal.
+_MATCH_SHRINK = {"title": 24, "link": 20, "terms": 16, "snippet": 30, "rule": 12, "feed": 12}
+_MATCH_DROP = ("snippet", "published")
+
+
+def _csv_cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return "; ".join(str(v) for v in value)
+    return str(value)
 
 
 def cmd_feeds(args: argparse.Namespace) -> int:
@@ -266,11 +307,60 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO) -> None:
+def _table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    out: TextIO,
+    *,
+    width: int | None = None,
+    shrink: Mapping[str, int] | None = None,
+    drop: Sequence[str] = (),
+) -> None:
+    """Rows under headers, columns padded; with `width`, fitted to it (see `fit_columns`)."""
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-    out.write("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip() + "\n")
-    for row in rows:
-        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
+    keep = list(range(len(headers)))
+    if width is not None:
+        keep, widths = fit_columns(headers, widths, width, shrink or {}, drop)
+    for cells in (headers, *rows):
+        line = "  ".join(_cut(cells[i], w).ljust(w) for i, w in zip(keep, widths, strict=True))
+        line = line.rstrip()
+        out.write((line if width is None else _cut(line, width)) + "\n")
+
+
+def fit_columns(
+    headers: Sequence[str],
+    widths: Sequence[int],
+    total: int,
+    shrink: Mapping[str, int],
+    drop: Sequence[str],
+) -> tuple[list[int], list[int]]:
+    """Which columns to show, and how wide, so that a row (columns two spaces apart) fits
+    `total` characters. The widest cuttable column (`shrink`: header -> narrowest useful
+    width) gives up a character at a time; when all are at that width, the next `drop` column
+    is left out; when none is left to drop, cuttable columns go down to their header's width.
+    Pure: returns (indices of the columns kept, their widths)."""
+    keep = list(range(len(headers)))
+    dropping = [name for name in drop if name in headers]
+    while True:
+        last_resort = not dropping
+        current = [widths[i] for i in keep]
+        floors = [
+            widths[i]
+            if headers[i] not in shrink
+            else min(widths[i], len(headers[i]) if last_resort else shrink[headers[i]])
+            for i in keep
+        ]
+        excess = sum(current) + 2 * (len(keep) - 1) - total
+        while excess > 0:
+            cuttable = [j for j in range(len(keep)) if current[j] > floors[j]]
+            if not cuttable:
+                break
+            widest = max(cuttable, key=lambda j: current[j])
+            current[widest] -= 1
+            excess -= 1
+        if excess <= 0 or last_resort:
+            return keep, current
+        keep.remove(headers.index(dropping.pop(0)))
 
 
 # --- argument parsing ----------------------------------------------------------------------

@@ -100,10 +100,10 @@ def test_poll_matches_feeds_and_test_rule(
     code, out, _ = run(capsys, "--config", str(config), "matches", "--format", "csv")
     rows = list(csv.reader(io.StringIO(out)))
     assert rows[0][:3] == ["matched_at", "rule", "feed"] and rows[1][1] == "nk-troops"
-    code, out, _ = run(capsys, "matches", "--config", str(config), "--rule", "other")
-    assert code == 0 and "Truppen" not in out  # --config after the command works too
+    code, out, _ = run(capsys, "matches", "--config", str(config), "--rule", "nk-troops")
+    assert code == 0 and "Truppen" in out  # --config after the command works too
     code, out, _ = run(capsys, "--config", str(config), "matches", "--since", "1h")
-    assert "Truppen bei Kursk" in out
+    assert "Truppen b" in out
 
     code, out, _ = run(capsys, "--config", str(config), "feeds")
     assert code == 0
@@ -112,6 +112,97 @@ def test_poll_matches_feeds_and_test_rule(
 
     code, out, _ = run(capsys, "--config", str(config), "test-rule", "nk-troops", "--history")
     assert code == 0 and "1 of 2 stored items match" in out and "[[Kursk]]" in out
+
+
+def test_matches_formats_carry_the_same_fields(
+    setup: tuple[Path, WebhookServer],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config, _ = setup
+    assert run(capsys, "--config", str(config), "poll")[0] == 0
+    code, out, _ = run(capsys, "--config", str(config), "matches", "--format", "json")
+    [record] = json.loads(out)
+    assert set(record) == {
+        *("rule", "title", "link", "feed", "published", "matched_at", "terms", "snippet"),
+        "alerted",
+    }
+    assert record["alerted"] is True and "Kursk" in record["snippet"]
+
+    code, out, _ = run(capsys, "--config", str(config), "matches", "--format", "csv")
+    header, row = list(csv.reader(io.StringIO(out)))
+    assert set(header) == set(record)
+    assert header[:3] == ["matched_at", "rule", "feed"]  # earlier columns keep their place
+    by_name = dict(zip(header, row, strict=True))
+    assert by_name["snippet"] == record["snippet"] and by_name["alerted"] == "true"
+    assert by_name["link"] == record["link"] and by_name["terms"] == "; ".join(record["terms"])
+
+    monkeypatch.setenv("COLUMNS", "400")
+    code, out, _ = run(capsys, "--config", str(config), "matches")
+    assert code == 0
+    header_line, line = out.splitlines()
+    for name in ("rule", "title", "link", "feed", "published", "matched", "terms", "snippet"):
+        assert name in header_line
+    assert "alerted" in header_line and " yes " in line
+    assert "https://n.example/a1" in line and record["title"] in line
+
+
+@pytest.mark.parametrize("columns", [40, 60, 80, 120, 200])
+def test_matches_table_fits_the_terminal(
+    setup: tuple[Path, WebhookServer],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    columns: int,
+) -> None:
+    config, _ = setup
+    assert run(capsys, "--config", str(config), "poll")[0] == 0
+    monkeypatch.setenv("COLUMNS", str(columns))
+    code, out, _ = run(capsys, "--config", str(config), "matches")
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == 2  # one row, never wrapped onto a second line
+    assert all(len(line) <= columns for line in lines)
+    if columns >= 80:
+        assert "alerted" in lines[0] and "link" in lines[0] and "title" in lines[0]
+        assert "Truppen" in lines[1] and "https://" in lines[1]
+    if columns <= 80:
+        assert "…" in lines[1]  # the title (and more) cut, with an ellipsis
+
+
+@pytest.mark.parametrize(
+    ("widths", "total", "kept", "fitted"),
+    [
+        ([5, 5], 20, [0, 1], [5, 5]),  # fits: untouched
+        ([10, 30], 30, [0, 1], [10, 18]),  # the cuttable one gives up the excess
+        ([10, 30, 30], 40, [0, 1, 2], [10, 13, 13]),  # widest first: shared evenly
+        ([10, 30, 30], 34, [0, 1], [10, 22]),  # c below its floor: dropped instead
+        ([10, 30, 30], 14, [0, 1], [10, 2]),  # last resort: down to the header's width
+    ],
+)
+def test_fit_columns(widths: list[int], total: int, kept: list[int], fitted: list[int]) -> None:
+    from monitor.cli import fit_columns
+
+    assert fit_columns(
+        ["a", "bb", "c"][: len(widths)], widths, total, {"bb": 12, "c": 12}, ["c"]
+    ) == (
+        kept,
+        fitted,
+    )
+
+
+def test_matches_of_an_unknown_rule_exit_2_naming_the_rules(
+    setup: tuple[Path, WebhookServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _ = setup
+    assert run(capsys, "--config", str(config), "poll")[0] == 0
+    code, out, err = run(capsys, "--config", str(config), "matches", "--rule", "nope")
+    assert code == 2 and out == ""
+    assert "no rule 'nope'" in err and "rules: nk-troops" in err
+    # a rule removed from config.toml: its stored matches can still be listed
+    text = config.read_text(encoding="utf-8").replace('name = "nk-troops"', 'name = "renamed"')
+    config.write_text(text, encoding="utf-8")
+    code, out, err = run(capsys, "--config", str(config), "matches", "--rule", "nk-troops")
+    assert code == 0 and "nk-troops" in out and "Truppen b" in out, err
 
 
 @pytest.mark.parametrize(
