@@ -58,7 +58,34 @@ def cmd_check(args: argparse.Namespace) -> int:
     for channel in config.channels:
         shown = ", ".join(mask_url(u) for u in channel.urls)
         print(f"  channel {channel.name}: {shown}")
+    for warning in config_warnings(config):
+        print(f"monitor: warning: {config.path}: {warning}", file=sys.stderr)
     return 0
+
+
+def config_warnings(config: Config) -> list[str]:
+    """What is valid but almost certainly not what the user wants (`check` still exits 0)."""
+    warnings = []
+    if not config.feeds:
+        warnings.append("no [[feeds]]: nothing will be polled")
+    elif not any(f.enabled for f in config.feeds):
+        warnings.append("every feed has enabled = false: nothing will be polled")
+    if not config.rules:
+        warnings.append("no [[rules]]: items are stored, but nothing will ever match or alert")
+    return warnings
+
+
+def _selected_feeds(config: Config, names: Sequence[str]) -> list[FeedConfig]:
+    """The feeds `poll --feed` names, in config order; an unknown or disabled one exits 2."""
+    by_name = {f.name: f for f in config.feeds}
+    for name in names:
+        feed = by_name.get(name)
+        if feed is None:
+            known = ", ".join(by_name) or "none"
+            raise UsageError(f"--feed: no feed {name!r} in {config.path} (feeds: {known})")
+        if not feed.enabled:
+            raise UsageError(f"--feed: feed {name!r} has enabled = false in {config.path}")
+    return [f for f in config.feeds if f.name in names]
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
@@ -66,13 +93,21 @@ def cmd_poll(args: argparse.Namespace) -> int:
     from monitor.store.repo import Store
 
     config = _load(args)
+    selected = _selected_feeds(config, args.feed) if args.feed else None
+    catch_up: bool = args.catch_up
     store = Store.open(config.settings.database)
     try:
         monitor = Monitor(config, store)
 
         async def one_pass() -> tuple[list[Any], Any]:
             async with monitor.fetcher() as fetcher:
-                outcomes = await monitor.poll_all(fetcher)
+                if selected is None:
+                    outcomes = await monitor.poll_all(fetcher, catch_up=catch_up)
+                else:
+                    polls = (monitor.poll_feed(f, fetcher, catch_up=catch_up) for f in selected)
+                    outcomes = list(await asyncio.gather(*polls))
+            if catch_up:  # a quiet pass: nothing is sent, not even alerts pending from before
+                return outcomes, None
             return outcomes, await monitor.deliver(all_pending=True)
 
         orphaned = monitor.orphaned_alerts()
@@ -81,6 +116,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
             outcomes, delivery = asyncio.run(one_pass())
         finally:
             monitor.close()
+        pending = sum(p for p, _ in store.outbox_counts().values()) if catch_up else 0
     finally:
         store.close()
     rows = [
@@ -97,14 +133,24 @@ def cmd_poll(args: argparse.Namespace) -> int:
     ]
     _table(["feed", "status", "items", "new", "matches", "alerts", "problem"], rows, sys.stdout)
     failed = sum(1 for o in outcomes if o.status in ("error", "gone"))
+    if delivery is None:
+        alerts = f"alerts: none sent (--catch-up), {pending} pending for the next poll or run"
+    else:
+        alerts = f"alerts: {delivery.sent} delivered, {delivery.failed} failed" + (
+            " (kept, will be retried)" if delivery.failed else ""
+        )
     print(
         f"\n{len(outcomes)} feeds polled, {failed} failed; "
         f"{sum(o.new_items for o in outcomes)} new items, "
-        f"{sum(o.matches for o in outcomes)} matches; "
-        f"alerts: {delivery.sent} delivered, {delivery.failed} failed"
-        + (" (kept, will be retried)" if delivery.failed else "")
+        f"{sum(o.matches for o in outcomes)} matches; {alerts}"
     )
-    for error in delivery.errors:
+    caught_up = [o for o in outcomes if o.status == "caught up"]
+    if caught_up:
+        print(
+            f"  caught up: {sum(o.new_items for o in caught_up)} new items of "
+            f"{', '.join(o.feed for o in caught_up)} stored as seen, their matches not alerted"
+        )
+    for error in delivery.errors if delivery is not None else ():
         print(f"  {error}")
     for name, count in orphaned.items():
         print(
@@ -401,7 +447,18 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     add("run", cmd_run, "run the daemon: poll on schedule, match, store, alert")
-    add("poll", cmd_poll, "one pass: fetch every feed once, match, store, deliver, summarise")
+    p = add("poll", cmd_poll, "one pass: fetch every feed once, match, store, deliver, summarise")
+    p.add_argument(
+        "--feed",
+        metavar="NAME",
+        action="append",
+        help="poll only this feed (may be repeated)",
+    )
+    p.add_argument(
+        "--catch-up",
+        action="store_true",
+        help="store and match, mark items as seen, send nothing (e.g. for a feed just added)",
+    )
     add("check", cmd_check, "validate config.toml without network access")
     p = add("matches", cmd_matches, "list stored matches, newest first")
     p.add_argument("--rule", metavar="R", help="only this rule's matches")

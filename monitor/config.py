@@ -384,6 +384,7 @@ class _FeedModel(_Model):
     url: Annotated[str, AfterValidator(_feed_url)]
     interval: Interval | None = None
     enabled: bool = True
+    catch_up: bool = False
 
 
 class _RuleModel(_Model):
@@ -649,6 +650,7 @@ class _Loader:
                     url=model.url,
                     interval=model.interval or settings.interval,
                     enabled=model.enabled,
+                    catch_up=model.catch_up,
                 )
             )
         return tuple(out)

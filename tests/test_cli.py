@@ -520,3 +520,26 @@ def test_each_kind_of_config_mistake_exits_2_naming_it(
     assert code == 2
     assert str(config) in err and message in err
     assert "Traceback" not in out + err
+
+
+@pytest.mark.parametrize(
+    ("text", "warnings"),
+    [
+        (FEED + RULE, []),
+        ("", ["no [[feeds]]", "no [[rules]]"]),
+        (RULE, ["no [[feeds]]"]),
+        (FEED, ["no [[rules]]"]),
+        (FEED.replace("[[feeds]]\n", "[[feeds]]\nenabled = false\n") + RULE, ["enabled = false"]),
+    ],
+)
+def test_check_warns_on_a_config_that_polls_or_matches_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, warnings: list[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(text, encoding="utf-8")
+    code, out, err = run(capsys, "--config", str(config), "check")
+    assert code == 0 and "OK" in out
+    lines = [line for line in err.splitlines() if "warning" in line]
+    assert len(lines) == len(warnings)
+    for line, warning in zip(lines, warnings, strict=True):
+        assert str(config) in line and warning in line
