@@ -11,8 +11,9 @@ import asyncio
 import csv
 import json
 import os
+import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -57,7 +58,34 @@ def cmd_check(args: argparse.Namespace) -> int:
     for channel in config.channels:
         shown = ", ".join(mask_url(u) for u in channel.urls)
         print(f"  channel {channel.name}: {shown}")
+    for warning in config_warnings(config):
+        print(f"monitor: warning: {config.path}: {warning}", file=sys.stderr)
     return 0
+
+
+def config_warnings(config: Config) -> list[str]:
+    """What is valid but almost certainly not what the user wants (`check` still exits 0)."""
+    warnings = []
+    if not config.feeds:
+        warnings.append("no [[feeds]]: nothing will be polled")
+    elif not any(f.enabled for f in config.feeds):
+        warnings.append("every feed has enabled = false: nothing will be polled")
+    if not config.rules:
+        warnings.append("no [[rules]]: items are stored, but nothing will ever match or alert")
+    return warnings
+
+
+def _selected_feeds(config: Config, names: Sequence[str]) -> list[FeedConfig]:
+    """The feeds `poll --feed` names, in config order; an unknown or disabled one exits 2."""
+    by_name = {f.name: f for f in config.feeds}
+    for name in names:
+        feed = by_name.get(name)
+        if feed is None:
+            known = ", ".join(by_name) or "none"
+            raise UsageError(f"--feed: no feed {name!r} in {config.path} (feeds: {known})")
+        if not feed.enabled:
+            raise UsageError(f"--feed: feed {name!r} has enabled = false in {config.path}")
+    return [f for f in config.feeds if f.name in names]
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
@@ -65,13 +93,21 @@ def cmd_poll(args: argparse.Namespace) -> int:
     from monitor.store.repo import Store
 
     config = _load(args)
+    selected = _selected_feeds(config, args.feed) if args.feed else None
+    catch_up: bool = args.catch_up
     store = Store.open(config.settings.database)
     try:
         monitor = Monitor(config, store)
 
         async def one_pass() -> tuple[list[Any], Any]:
             async with monitor.fetcher() as fetcher:
-                outcomes = await monitor.poll_all(fetcher)
+                if selected is None:
+                    outcomes = await monitor.poll_all(fetcher, catch_up=catch_up)
+                else:
+                    polls = (monitor.poll_feed(f, fetcher, catch_up=catch_up) for f in selected)
+                    outcomes = list(await asyncio.gather(*polls))
+            if catch_up:  # a quiet pass: nothing is sent, not even alerts pending from before
+                return outcomes, None
             return outcomes, await monitor.deliver(all_pending=True)
 
         orphaned = monitor.orphaned_alerts()
@@ -80,6 +116,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
             outcomes, delivery = asyncio.run(one_pass())
         finally:
             monitor.close()
+        pending = sum(p for p, _ in store.outbox_counts().values()) if catch_up else 0
     finally:
         store.close()
     rows = [
@@ -96,20 +133,35 @@ def cmd_poll(args: argparse.Namespace) -> int:
     ]
     _table(["feed", "status", "items", "new", "matches", "queued", "problem"], rows, sys.stdout)
     failed = sum(1 for o in outcomes if o.status in ("error", "gone"))
+    queued = sum(o.alerts for o in outcomes)
+    if delivery is None:
+        alerts = (
+            f"{queued} alerts queued; none sent (--catch-up), "
+            f"{pending} pending for the next poll or run"
+        )
+    else:
+        alerts = (
+            f"{queued} alerts queued; "
+            f"delivery attempts: {delivery.sent} delivered, {delivery.failed} failed"
+            + (" (kept, will be retried)" if delivery.failed else "")
+            + (
+                f", {delivery.untried} not tried (their channel kept failing; still pending)"
+                if delivery.untried
+                else ""
+            )
+        )
     print(
         f"\n{len(outcomes)} feeds polled, {failed} failed; "
         f"{sum(o.new_items for o in outcomes)} new items, "
-        f"{sum(o.matches for o in outcomes)} matches; "
-        f"{sum(o.alerts for o in outcomes)} alerts queued; "
-        f"delivery attempts: {delivery.sent} delivered, {delivery.failed} failed"
-        + (" (kept, will be retried)" if delivery.failed else "")
-        + (
-            f", {delivery.untried} not tried (their channel kept failing; still pending)"
-            if delivery.untried
-            else ""
-        )
+        f"{sum(o.matches for o in outcomes)} matches; {alerts}"
     )
-    for error in delivery.errors:
+    caught_up = [o for o in outcomes if o.status == "caught up"]
+    if caught_up:
+        print(
+            f"  caught up: {sum(o.new_items for o in caught_up)} new items of "
+            f"{', '.join(o.feed for o in caught_up)} stored as seen, their matches not alerted"
+        )
+    for error in delivery.errors if delivery is not None else ():
         print(f"  {error}")
     for name, count in orphaned.items():
         print(
@@ -117,6 +169,11 @@ def cmd_poll(args: argparse.Namespace) -> int:
             f"{config.path}: they are kept and sent if it comes back"
         )
     return 0
+
+
+# Every format carries the same fields (README): JSON's keys; CSV's columns keep the order of
+# earlier versions, `snippet` and `alerted` added at the end; the table is fitted to the terminal.
+CSV_COLUMNS = ("matched_at", "rule", "feed", "title", "link", "published", "terms", "snippet")
 
 
 def cmd_matches(args: argparse.Namespace) -> int:
@@ -133,6 +190,14 @@ def cmd_matches(args: argparse.Namespace) -> int:
     store = Store.open(config.settings.database, for_reading=True)
     try:
         found = store.matches(rule=args.rule, since=since, limit=args.limit)
+        known = any(r.name == args.rule for r in config.rules)
+        # a rule removed from config.toml still has its stored matches: accept its name
+        if args.rule is not None and not known and not store.matches(rule=args.rule, limit=1):
+            names = ", ".join(r.name for r in config.rules) or "none"
+            raise UsageError(
+                f"no rule {args.rule!r} in {config.path} and no stored matches of it "
+                f"(rules: {names})"
+            )
     finally:
         store.close()
     records: list[dict[str, Any]] = [
@@ -154,26 +219,53 @@ def cmd_matches(args: argparse.Namespace) -> int:
         print()
     elif args.format == "csv":
         writer = csv.writer(sys.stdout)
-        writer.writerow(["matched_at", "rule", "feed", "title", "link", "published", "terms"])
-        for m in found:
-            writer.writerow(
-                [
-                    _iso(m.matched_at),
-                    m.rule,
-                    m.feed,
-                    m.title,
-                    m.link or "",
-                    _iso(m.published) or "",
-                    "; ".join(m.terms),
-                ]
-            )
+        writer.writerow([*CSV_COLUMNS, "alerted"])
+        for record in records:
+            cells = [_csv_cell(record[key]) for key in CSV_COLUMNS]
+            writer.writerow([*cells, "true" if record["alerted"] else "false"])
     else:
         rows = [
-            [_when(m.matched_at)[:16], m.rule, m.feed, _cut(m.title, 60), ", ".join(m.terms)]
+            [
+                _when(m.matched_at)[:16],
+                "yes" if m.alerted else "no",
+                m.rule,
+                m.feed,
+                m.title,
+                m.link or "",
+                ", ".join(m.terms),
+                _when(m.published)[:16],
+                " ".join(m.snippet.split()),
+            ]
             for m in found
         ]
-        _table(["matched (UTC)", "rule", "feed", "title", "terms"], rows, sys.stdout)
+        headers = [
+            "matched (UTC)",
+            "alerted",
+            "rule",
+            "feed",
+            "title",
+            "link",
+            "terms",
+            "published",
+            "snippet",
+        ]
+        width = shutil.get_terminal_size().columns
+        _table(headers, rows, sys.stdout, width=width, shrink=_MATCH_SHRINK, drop=_MATCH_DROP)
     return 0
+
+
+# `matches` table: columns that may be cut (with their narrowest useful width), and those left
+# out, in this order, when even that does not fit the terminal.
+_MATCH_SHRINK = {"title": 24, "link": 20, "terms": 16, "snippet": 30, "rule": 12, "feed": 12}
+_MATCH_DROP = ("snippet", "published")
+
+
+def _csv_cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return "; ".join(str(v) for v in value)
+    return str(value)
 
 
 def cmd_feeds(args: argparse.Namespace) -> int:
@@ -273,11 +365,60 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO) -> None:
+def _table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    out: TextIO,
+    *,
+    width: int | None = None,
+    shrink: Mapping[str, int] | None = None,
+    drop: Sequence[str] = (),
+) -> None:
+    """Rows under headers, columns padded; with `width`, fitted to it (see `fit_columns`)."""
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-    out.write("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip() + "\n")
-    for row in rows:
-        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
+    keep = list(range(len(headers)))
+    if width is not None:
+        keep, widths = fit_columns(headers, widths, width, shrink or {}, drop)
+    for cells in (headers, *rows):
+        line = "  ".join(_cut(cells[i], w).ljust(w) for i, w in zip(keep, widths, strict=True))
+        line = line.rstrip()
+        out.write((line if width is None else _cut(line, width)) + "\n")
+
+
+def fit_columns(
+    headers: Sequence[str],
+    widths: Sequence[int],
+    total: int,
+    shrink: Mapping[str, int],
+    drop: Sequence[str],
+) -> tuple[list[int], list[int]]:
+    """Which columns to show, and how wide, so that a row (columns two spaces apart) fits
+    `total` characters. The widest cuttable column (`shrink`: header -> narrowest useful
+    width) gives up a character at a time; when all are at that width, the next `drop` column
+    is left out; when none is left to drop, cuttable columns go down to their header's width.
+    Pure: returns (indices of the columns kept, their widths)."""
+    keep = list(range(len(headers)))
+    dropping = [name for name in drop if name in headers]
+    while True:
+        last_resort = not dropping
+        current = [widths[i] for i in keep]
+        floors = [
+            widths[i]
+            if headers[i] not in shrink
+            else min(widths[i], len(headers[i]) if last_resort else shrink[headers[i]])
+            for i in keep
+        ]
+        excess = sum(current) + 2 * (len(keep) - 1) - total
+        while excess > 0:
+            cuttable = [j for j in range(len(keep)) if current[j] > floors[j]]
+            if not cuttable:
+                break
+            widest = max(cuttable, key=lambda j: current[j])
+            current[widest] -= 1
+            excess -= 1
+        if excess <= 0 or last_resort:
+            return keep, current
+        keep.remove(headers.index(dropping.pop(0)))
 
 
 # --- argument parsing ----------------------------------------------------------------------
@@ -318,7 +459,18 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     add("run", cmd_run, "run the daemon: poll on schedule, match, store, alert")
-    add("poll", cmd_poll, "one pass: fetch every feed once, match, store, deliver, summarise")
+    p = add("poll", cmd_poll, "one pass: fetch every feed once, match, store, deliver, summarise")
+    p.add_argument(
+        "--feed",
+        metavar="NAME",
+        action="append",
+        help="poll only this feed (may be repeated)",
+    )
+    p.add_argument(
+        "--catch-up",
+        action="store_true",
+        help="store and match, mark items as seen, send nothing (e.g. for a feed just added)",
+    )
     add("check", cmd_check, "validate config.toml without network access")
     p = add("matches", cmd_matches, "list stored matches, newest first")
     p.add_argument("--rule", metavar="R", help="only this rule's matches")

@@ -401,6 +401,7 @@ class _FeedModel(_Model):
     url: Annotated[str, AfterValidator(_feed_url)]
     interval: Interval | None = None
     enabled: bool = True
+    catch_up: bool = False
 
 
 class _RuleModel(_Model):
@@ -666,6 +667,7 @@ class _Loader:
                     url=model.url,
                     interval=model.interval or settings.interval,
                     enabled=model.enabled,
+                    catch_up=model.catch_up,
                 )
             )
         return tuple(out)

@@ -86,6 +86,14 @@ def link_key(feed: str, item: Item) -> str:
     return item.canonical_link or f"feed:{feed}:{item.key}"
 
 
+def catching_up(feed: FeedConfig, state: FeedState, forced: bool) -> bool:
+    """Store and match this poll's items without alerting (marked seen, nothing queued): when
+    asked (`monitor poll --catch-up`), or on the feed's first successful poll when config.toml
+    says `catch_up = true`, so that adding a feed does not flood the channels."""
+    first = state.last_success_at is None and state.items_seen == 0
+    return forced or (feed.catch_up and first)
+
+
 def waiting_for_server(state: FeedState, now: datetime) -> bool:
     """The server asked us (429/503 Retry-After) not to come back before `retry_until`."""
     return state.retry_until is not None and state.retry_until > now
@@ -99,7 +107,9 @@ class FeedOutcome:
     """What one feed's poll did; `error` set when the fetch or parse failed."""
 
     feed: str
-    status: str  # "new", "unchanged", "error", "gone", "disabled", "waiting"
+    # "new", "caught up" (new items stored, nothing alerted), "unchanged", "empty" (a document
+    # without items), "error", "gone", "disabled", "waiting"
+    status: str
     items: int = 0  # items in the document
     new_items: int = 0
     matches: int = 0
@@ -166,23 +176,30 @@ class Monitor:
 
     # --- polling -------------------------------------------------------------------------
 
-    async def poll_all(self, fetcher: Fetcher) -> list[FeedOutcome]:
+    async def poll_all(self, fetcher: Fetcher, *, catch_up: bool = False) -> list[FeedOutcome]:
         """Fetch every enabled feed once, concurrently; one feed's failure never stops another."""
         feeds = [f for f in self.config.feeds if f.enabled]
-        return list(await asyncio.gather(*(self.poll_feed(f, fetcher) for f in feeds)))
+        polls = (self.poll_feed(f, fetcher, catch_up=catch_up) for f in feeds)
+        return list(await asyncio.gather(*polls))
 
-    async def poll_feed(self, feed: FeedConfig, fetcher: Fetcher) -> FeedOutcome:
-        """Poll one feed. Never raises for the feed's sake: a bug is logged and reported."""
+    async def poll_feed(
+        self, feed: FeedConfig, fetcher: Fetcher, *, catch_up: bool = False
+    ) -> FeedOutcome:
+        """Poll one feed. Never raises for the feed's sake: a bug is logged and reported.
+        `catch_up`: store and match, alert nothing (see `catching_up`)."""
         try:
-            return await self._poll(feed, fetcher, self.config)
+            return await self._poll(feed, fetcher, self.config, catch_up)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.exception("internal error while polling feed %s", feed.name)
             return FeedOutcome(feed.name, "error", error=f"internal error: {exc!r}"[:300])
 
-    async def _poll(self, feed: FeedConfig, fetcher: Fetcher, config: Config) -> FeedOutcome:
+    async def _poll(
+        self, feed: FeedConfig, fetcher: Fetcher, config: Config, catch_up: bool = False
+    ) -> FeedOutcome:
         state = await asyncio.to_thread(self.store.feed_state, feed.name)
+        quiet = catching_up(feed, state, catch_up)
         if state.gone:
             return FeedOutcome(feed.name, "disabled", error="410 Gone: feed disabled")
         if waiting_for_server(state, self.clock()):
@@ -204,7 +221,7 @@ class Monitor:
                 error, parsed = str(exc), None
         async with self._write_lock:  # one writer at a time: SQLite has a single write lock
             return await asyncio.to_thread(
-                self._record, config, feed, state, result, parsed, unseen, error
+                self._record, config, feed, state, result, parsed, unseen, error, quiet
             )
 
     def _record(
@@ -216,6 +233,7 @@ class Monitor:
         parsed: ParsedFeed | None,
         unseen: Matched,
         error: str | None,
+        quiet: bool = False,
     ) -> FeedOutcome:
         now = self.clock()
         if result.status is FetchStatus.GONE:
@@ -243,7 +261,7 @@ class Monitor:
                 )
             log.warning("feed %s failed (%d in a row): %s", feed.name, failures, error)
             return FeedOutcome(feed.name, "error", error=error)
-        return self._record_items(config, feed, result, parsed, unseen, now)
+        return self._record_items(config, feed, result, parsed, unseen, now, quiet)
 
     @staticmethod
     def _success(feed: FeedConfig, result: FetchResult, now: datetime) -> dict[str, object]:
@@ -269,6 +287,7 @@ class Monitor:
         parsed: ParsedFeed,
         unseen: Matched,
         now: datetime,
+        quiet: bool = False,
     ) -> FeedOutcome:
         n_matches = n_alerts = 0
         with self.store.transaction() as tx:
@@ -280,7 +299,9 @@ class Monitor:
                 if item_id is None or not matches:
                     continue
                 n_matches += len(matches)
-                n_alerts += self._record_matches(tx, config, feed, item, item_id, matches, now)
+                n_alerts += self._record_matches(
+                    tx, config, feed, item, item_id, matches, now, alert=not quiet
+                )
             tx.add_items_seen(feed.name, len(ids))
             tx.update_feed(
                 feed.name,
@@ -291,9 +312,12 @@ class Monitor:
             )
         if parsed.problem:
             log.warning("feed %s is not well-formed: %s", feed.name, parsed.problem)
+        status = "empty" if not parsed.items else "unchanged"
+        if ids:
+            status = "caught up" if quiet else "new"
         return FeedOutcome(
             feed.name,
-            "new" if ids else "unchanged",
+            status,
             items=len(parsed.items),
             new_items=len(ids),
             matches=n_matches,
@@ -310,10 +334,12 @@ class Monitor:
         item_id: int,
         matches: Sequence[Match],
         now: datetime,
+        alert: bool = True,
     ) -> int:
-        """Store every match; queue one alert per channel for the rules that should alert."""
+        """Store every match; queue one alert per channel for the rules that should alert
+        (none when not `alert`: catching up)."""
         rules = {r.name: r for r in config.rules}
-        fresh = effective_date(item.published, now) >= now - config.settings.max_age
+        fresh = alert and effective_date(item.published, now) >= now - config.settings.max_age
         alerting: list[tuple[Match, tuple[str, ...]]] = []
         for match in matches:
             channels = config.rule_channels(rules[match.rule])

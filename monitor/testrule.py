@@ -2,7 +2,8 @@
 
 The text under test is read like an item: its first line is the title, the rest the body
 (a one-line `--text` is a title alone; words are searched in both fields unless the query
-says `title:`). Matched words are shown between `[[` and `]]`.
+says `title:`). Matched words are shown between `[[` and `]]`. On no match, every part of the
+rule that is false is named (`monitor.rules.why`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from monitor.errors import QueryError, UsageError
 from monitor.rules.match import CompiledRule, MatchResult, compile_rule, highlight
 from monitor.rules.text import language_code_for
+from monitor.rules.why import why_not
 from monitor.types import Config, RuleConfig
 
 MAX_SHOWN = 2000  # characters of body shown highlighted; longer texts show the snippet
@@ -66,6 +68,13 @@ def _show(result: MatchResult, title: str, body: str) -> None:
         print(f"  text:  {' '.join(shown.split())}")
 
 
+def _label(rule: CompiledRule) -> str:
+    """`rule NAME`, or `query Q` for --query."""
+    if rule.name == "--query" and rule.config.query is not None:
+        return f"query {rule.config.query}"
+    return f"rule {rule.name}"
+
+
 def run_test_rule(config: Config, args: argparse.Namespace) -> int:
     rule = _rule(config, args)
     if args.history:
@@ -73,9 +82,11 @@ def run_test_rule(config: Config, args: argparse.Namespace) -> int:
     title, _, body = _text(args).strip().partition("\n")
     result = rule.explain(title, body)
     if result is None:
-        print(f"no match: rule {rule.name} does not match this text")
+        print(f"NO MATCH: {_label(rule)}")
+        for failure in why_not(rule.config, title, body):
+            print(f"  {failure}")
         return 0
-    print(f"MATCH: rule {rule.name}")
+    print(f"MATCH: {_label(rule)}")
     _show(result, title, body)
     return 0
 
@@ -97,5 +108,5 @@ def _history(config: Config, rule: CompiledRule) -> int:
         when = (item.published or item.first_seen).strftime("%Y-%m-%d %H:%M")
         print(f"{when}  {item.feed}  {item.link or ''}")
         _show(result, item.title, item.text)
-    print(f"\nrule {rule.name}: {hits} of {len(items)} stored items match")
+    print(f"\n{_label(rule)}: {hits} of {len(items)} stored items match")
     return 0

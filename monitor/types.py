@@ -37,6 +37,7 @@ class FeedConfig:
     url: str
     interval: timedelta
     enabled: bool = True
+    catch_up: bool = False  # first successful poll stores and matches, alerts nothing
 
 
 @dataclass(frozen=True, slots=True)

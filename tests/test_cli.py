@@ -100,10 +100,10 @@ def test_poll_matches_feeds_and_test_rule(
     code, out, _ = run(capsys, "--config", str(config), "matches", "--format", "csv")
     rows = list(csv.reader(io.StringIO(out)))
     assert rows[0][:3] == ["matched_at", "rule", "feed"] and rows[1][1] == "nk-troops"
-    code, out, _ = run(capsys, "matches", "--config", str(config), "--rule", "other")
-    assert code == 0 and "Truppen" not in out  # --config after the command works too
+    code, out, _ = run(capsys, "matches", "--config", str(config), "--rule", "nk-troops")
+    assert code == 0 and "Truppen" in out  # --config after the command works too
     code, out, _ = run(capsys, "--config", str(config), "matches", "--since", "1h")
-    assert "Truppen bei Kursk" in out
+    assert "Truppen b" in out
 
     code, out, _ = run(capsys, "--config", str(config), "feeds")
     assert code == 0
@@ -114,13 +114,105 @@ def test_poll_matches_feeds_and_test_rule(
     assert code == 0 and "1 of 2 stored items match" in out and "[[Kursk]]" in out
 
 
+def test_matches_formats_carry_the_same_fields(
+    setup: tuple[Path, WebhookServer],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config, _ = setup
+    assert run(capsys, "--config", str(config), "poll")[0] == 0
+    code, out, _ = run(capsys, "--config", str(config), "matches", "--format", "json")
+    [record] = json.loads(out)
+    assert set(record) == {
+        *("rule", "title", "link", "feed", "published", "matched_at", "terms", "snippet"),
+        "alerted",
+    }
+    assert record["alerted"] is True and "Kursk" in record["snippet"]
+
+    code, out, _ = run(capsys, "--config", str(config), "matches", "--format", "csv")
+    header, row = list(csv.reader(io.StringIO(out)))
+    assert set(header) == set(record)
+    assert header[:3] == ["matched_at", "rule", "feed"]  # earlier columns keep their place
+    by_name = dict(zip(header, row, strict=True))
+    assert by_name["snippet"] == record["snippet"] and by_name["alerted"] == "true"
+    assert by_name["link"] == record["link"] and by_name["terms"] == "; ".join(record["terms"])
+
+    monkeypatch.setenv("COLUMNS", "400")
+    code, out, _ = run(capsys, "--config", str(config), "matches")
+    assert code == 0
+    header_line, line = out.splitlines()
+    for name in ("rule", "title", "link", "feed", "published", "matched", "terms", "snippet"):
+        assert name in header_line
+    assert "alerted" in header_line and " yes " in line
+    assert "https://n.example/a1" in line and record["title"] in line
+
+
+@pytest.mark.parametrize("columns", [40, 60, 80, 120, 200])
+def test_matches_table_fits_the_terminal(
+    setup: tuple[Path, WebhookServer],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    columns: int,
+) -> None:
+    config, _ = setup
+    assert run(capsys, "--config", str(config), "poll")[0] == 0
+    monkeypatch.setenv("COLUMNS", str(columns))
+    code, out, _ = run(capsys, "--config", str(config), "matches")
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == 2  # one row, never wrapped onto a second line
+    assert all(len(line) <= columns for line in lines)
+    if columns >= 80:
+        assert "alerted" in lines[0] and "link" in lines[0] and "title" in lines[0]
+        assert "Truppen" in lines[1] and "https://" in lines[1]
+    if columns <= 80:
+        assert "…" in lines[1]  # the title (and more) cut, with an ellipsis
+
+
+@pytest.mark.parametrize(
+    ("widths", "total", "kept", "fitted"),
+    [
+        ([5, 5], 20, [0, 1], [5, 5]),  # fits: untouched
+        ([10, 30], 30, [0, 1], [10, 18]),  # the cuttable one gives up the excess
+        ([10, 30, 30], 40, [0, 1, 2], [10, 13, 13]),  # widest first: shared evenly
+        ([10, 30, 30], 34, [0, 1], [10, 22]),  # c below its floor: dropped instead
+        ([10, 30, 30], 14, [0, 1], [10, 2]),  # last resort: down to the header's width
+    ],
+)
+def test_fit_columns(widths: list[int], total: int, kept: list[int], fitted: list[int]) -> None:
+    from monitor.cli import fit_columns
+
+    assert fit_columns(
+        ["a", "bb", "c"][: len(widths)], widths, total, {"bb": 12, "c": 12}, ["c"]
+    ) == (
+        kept,
+        fitted,
+    )
+
+
+def test_matches_of_an_unknown_rule_exit_2_naming_the_rules(
+    setup: tuple[Path, WebhookServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _ = setup
+    assert run(capsys, "--config", str(config), "poll")[0] == 0
+    code, out, err = run(capsys, "--config", str(config), "matches", "--rule", "nope")
+    assert code == 2 and out == ""
+    assert "no rule 'nope'" in err and "rules: nk-troops" in err
+    # a rule removed from config.toml: its stored matches can still be listed
+    text = config.read_text(encoding="utf-8").replace('name = "nk-troops"', 'name = "renamed"')
+    config.write_text(text, encoding="utf-8")
+    code, out, err = run(capsys, "--config", str(config), "matches", "--rule", "nk-troops")
+    assert code == 0 and "nk-troops" in out and "Truppen b" in out, err
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
         (["nk-troops", "--text", "Nordkoreanische Truppen rücken auf Kursk vor"], "MATCH"),
-        (["nk-troops", "--text", "Das Kursziel für Kurse in Kursk"], "no match"),
-        (["--query", "Kursk NEAR/2 Region", "--text", "Region um Kursk"], "MATCH"),
+        (["nk-troops", "--text", "Das Kursziel für Kurse in Kursk"], "NO MATCH: rule nk-troops"),
+        (["--query", "Kursk NEAR/2 Region", "--text", "Region um Kursk"], "MATCH: query Kursk"),
         (["--query", 'title:"Kursk"', "--text", "Kursk\nnot in the body"], "MATCH"),
+        (["--query", "Kursk Region", "--text", "Kursk"], "NO MATCH: query Kursk Region"),
     ],
 )
 def test_test_rule_on_text(
@@ -132,8 +224,50 @@ def test_test_rule_on_text(
     code, out, _ = run(capsys, "--config", str(setup[0]), "test-rule", *args)
     assert code == 0
     assert out.startswith(expected)
-    if expected == "MATCH":
+    if expected.startswith("MATCH"):
         assert "[[" in out
+    assert "--query" not in out
+
+
+@pytest.mark.parametrize(
+    ("args", "lines"),
+    [
+        (
+            ["nk-troops", "--text", "Das Kursziel für Kurse in Kursk"],
+            ['  any: "nordkoreanische Truppen" does not occur'],
+        ),
+        (
+            ["nk-troops", "--text", "Nordkoreanische Truppen bei Moskau"],
+            ['  query: "Kursk" is false: does not occur'],
+        ),
+        (
+            ["--query", "Kursk AND (Sumy OR Charkiw)", "--text", "Kursk"],
+            ['  query: "(Sumy OR Charkiw)" is false: none of its alternatives holds'],
+        ),
+    ],
+)
+def test_test_rule_says_which_part_failed(
+    setup: tuple[Path, WebhookServer],
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    lines: list[str],
+) -> None:
+    code, out, _ = run(capsys, "--config", str(setup[0]), "test-rule", *args)
+    assert code == 0
+    assert out.splitlines()[0].startswith("NO MATCH: ")
+    assert out.splitlines()[1:] == lines
+
+
+def test_test_rule_reads_standard_input(setup: tuple[Path, WebhookServer]) -> None:
+    config = str(setup[0])
+    text = "Lagebericht\nBeobachter sahen nordkoreanischer Truppen bei Kursker Dörfern.\n"
+    result = cli("--config", config, "test-rule", "nk-troops", input=text)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("MATCH: rule nk-troops")
+    assert "title: Lagebericht" in result.stdout  # first line of the input is the title
+    assert "[[nordkoreanischer Truppen]]" in result.stdout and "[[Kursker]]" in result.stdout
+    result = cli("--config", config, "test-rule", "nk-troops", input="Wetter\nSonne in Kursk.")
+    assert result.returncode == 0 and result.stdout.startswith("NO MATCH: rule nk-troops")
 
 
 def test_test_rule_highlights_stemmed_words(
@@ -190,10 +324,13 @@ def test_check_valid_masks_secrets(
     assert CANARY not in out
 
 
-def cli(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, cwd: Path | None = None, input: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if k != "MONITOR_CONFIG"} | env
     return subprocess.run(
         [sys.executable, "-m", "monitor", *args],
+        input=input,
         capture_output=True,
         text=True,
         env=environment,
@@ -383,3 +520,26 @@ def test_each_kind_of_config_mistake_exits_2_naming_it(
     assert code == 2
     assert str(config) in err and message in err
     assert "Traceback" not in out + err
+
+
+@pytest.mark.parametrize(
+    ("text", "warnings"),
+    [
+        (FEED + RULE, []),
+        ("", ["no [[feeds]]", "no [[rules]]"]),
+        (RULE, ["no [[feeds]]"]),
+        (FEED, ["no [[rules]]"]),
+        (FEED.replace("[[feeds]]\n", "[[feeds]]\nenabled = false\n") + RULE, ["enabled = false"]),
+    ],
+)
+def test_check_warns_on_a_config_that_polls_or_matches_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, warnings: list[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(text, encoding="utf-8")
+    code, out, err = run(capsys, "--config", str(config), "check")
+    assert code == 0 and "OK" in out
+    lines = [line for line in err.splitlines() if "warning" in line]
+    assert len(lines) == len(warnings)
+    for line, warning in zip(lines, warnings, strict=True):
+        assert str(config) in line and warning in line

@@ -16,7 +16,7 @@ groups, and does not chain. Every error is a `QueryError` with a 1-based column.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from monitor.errors import QueryError
@@ -37,6 +37,7 @@ class Phrase:
 
     words: tuple[Word, ...]
     column: int = field(default=0, compare=False)
+    end: int = field(default=0, compare=False)  # with column: the source, query[column-1:end]
 
     @property
     def text(self) -> str:
@@ -47,18 +48,21 @@ class Phrase:
 class Not:
     operand: Node
     column: int = field(default=0, compare=False)
+    end: int = field(default=0, compare=False)  # with column: the source, query[column-1:end]
 
 
 @dataclass(frozen=True, slots=True)
 class And:
     operands: tuple[Node, ...]
     column: int = field(default=0, compare=False)
+    end: int = field(default=0, compare=False)  # with column: the source, query[column-1:end]
 
 
 @dataclass(frozen=True, slots=True)
 class Or:
     operands: tuple[Node, ...]
     column: int = field(default=0, compare=False)
+    end: int = field(default=0, compare=False)  # with column: the source, query[column-1:end]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +73,7 @@ class Near:
     right: Phrase
     distance: int
     column: int = field(default=0, compare=False)
+    end: int = field(default=0, compare=False)  # with column: the source, query[column-1:end]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +82,17 @@ class Title:
 
     operand: Node
     column: int = field(default=0, compare=False)
+    end: int = field(default=0, compare=False)  # with column: the source, query[column-1:end]
 
 
 Node = Phrase | Not | And | Or | Near | Title
+
+
+def source(query: str, node: Node) -> str:
+    """The part of `query` that `node` was parsed from, as the user wrote it."""
+    # a Near's column is its operator's, unless parentheses around it moved it before `left`
+    start = min(node.column, node.left.column) if isinstance(node, Near) else node.column
+    return query[start - 1 : node.end]
 
 
 def is_positive(node: Node) -> bool:
@@ -119,6 +132,7 @@ class _Tok:
     column: int
     words: tuple[Word, ...] = ()
     distance: int = 0
+    end: int = 0  # 0-based index just past the token
 
 
 _OPERAND_START = frozenset({_Kind.WORDS, _Kind.NOT, _Kind.NEG, _Kind.TITLE, _Kind.LPAREN})
@@ -158,10 +172,10 @@ def _lex(query: str) -> list[_Tok]:
         if ch.isspace():
             i += 1
         elif ch == "(":
-            toks.append(_Tok(_Kind.LPAREN, col))
+            toks.append(_Tok(_Kind.LPAREN, col, end=col))
             i += 1
         elif ch == ")":
-            toks.append(_Tok(_Kind.RPAREN, col))
+            toks.append(_Tok(_Kind.RPAREN, col, end=col))
             i += 1
         elif ch == '"':
             close = query.find('"', i + 1)
@@ -170,14 +184,14 @@ def _lex(query: str) -> list[_Tok]:
             words = parse_words(query[i + 1 : close], i + 1)
             if not words:
                 raise QueryError("empty phrase: put words between the quotes", col)
-            toks.append(_Tok(_Kind.WORDS, col, words))
+            toks.append(_Tok(_Kind.WORDS, col, words, end=close + 1))
             i = close + 1
         elif ch == "-":
             if i + 1 == n or query[i + 1].isspace() or query[i + 1] == ")":
                 raise QueryError(
                     "'-' must be directly followed by the term, phrase or '(' to exclude", col
                 )
-            toks.append(_Tok(_Kind.NEG, col))
+            toks.append(_Tok(_Kind.NEG, col, end=col))
             i += 1
         elif query[i : i + 6].lower() == "title:":
             nxt = query[i + 6 : i + 7]
@@ -185,7 +199,7 @@ def _lex(query: str) -> list[_Tok]:
                 raise QueryError(
                     "'title:' must be directly followed by a term, \"phrase\" or (group)", col
                 )
-            toks.append(_Tok(_Kind.TITLE, col))
+            toks.append(_Tok(_Kind.TITLE, col, end=i + 6))
             i += 6
         else:
             j = i
@@ -193,7 +207,7 @@ def _lex(query: str) -> list[_Tok]:
                 j += 1
             tok = _lex_chunk(query[i:j], i)
             if tok is not None:
-                toks.append(tok)
+                toks.append(replace(tok, end=j))
             i = j
     return toks
 
@@ -253,6 +267,10 @@ class _Parser:
     def peek(self) -> _Tok:
         return self.toks[self.pos]
 
+    def end(self) -> int:
+        """Where the last token taken ends: the end of the node just parsed."""
+        return self.toks[self.pos - 1].end
+
     def take(self) -> _Tok:
         tok = self.toks[self.pos]
         self.pos += 1
@@ -273,7 +291,9 @@ class _Parser:
             op = self.take()
             self.expect_operand(op, "OR")
             operands.append(self.parse_and())
-        return operands[0] if len(operands) == 1 else Or(tuple(operands), first.column)
+        if len(operands) == 1:
+            return operands[0]
+        return Or(tuple(operands), first.column, self.end())
 
     def parse_and(self) -> Node:
         first = self.peek()
@@ -286,14 +306,17 @@ class _Parser:
             elif kind not in _OPERAND_START:
                 break
             operands.append(self.parse_unary())
-        return operands[0] if len(operands) == 1 else And(tuple(operands), first.column)
+        if len(operands) == 1:
+            return operands[0]
+        return And(tuple(operands), first.column, self.end())
 
     def parse_unary(self) -> Node:
         tok = self.peek()
         if tok.kind in (_Kind.NOT, _Kind.NEG):
             self.take()
             self.expect_operand(tok, tok.kind.value)
-            return Not(self.parse_unary(), tok.column)
+            operand = self.parse_unary()
+            return Not(operand, tok.column, self.end())
         return self.parse_near()
 
     def parse_near(self) -> Node:
@@ -321,13 +344,13 @@ class _Parser:
             raise QueryError(
                 "NEAR cannot be chained: write (a NEAR/n b) AND (b NEAR/n c)", self.peek().column
             )
-        return Near(left, right, op.distance, op.column)
+        return Near(left, right, op.distance, op.column, self.end())
 
     def parse_primary(self) -> Node:
         tok = self.take()
         match tok.kind:
             case _Kind.WORDS:
-                return Phrase(tok.words, tok.column)
+                return Phrase(tok.words, tok.column, tok.end)
             case _Kind.LPAREN:
                 if self.peek().kind is _Kind.RPAREN:
                     raise QueryError("empty parentheses", tok.column)
@@ -335,13 +358,14 @@ class _Parser:
                 if self.peek().kind is not _Kind.RPAREN:
                     raise QueryError("'(' is never closed: a ')' is missing", tok.column)
                 self.take()
-                return node
+                return replace(node, column=tok.column, end=self.end())  # with its parentheses
             case _Kind.TITLE:
                 if self.peek().kind not in (_Kind.WORDS, _Kind.LPAREN):
                     raise QueryError(
                         "'title:' must be followed by a term, \"phrase\" or (group)", tok.column
                     )
-                return Title(self.parse_primary(), tok.column)
+                operand = self.parse_primary()
+                return Title(operand, tok.column, self.end())
             case _Kind.RPAREN:
                 raise QueryError("')' has no matching '('", tok.column)
             case _Kind.END:  # pragma: no cover - operators check for an operand first
