@@ -28,10 +28,12 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        if record.exc_info:
-            event["traceback"] = self.formatException(record.exc_info)
-        elif record.exc_text:
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:  # the redacted text (SecretRedactor), never exc_info formatted anew
             event["traceback"] = record.exc_text
+        if record.stack_info:
+            event["stack"] = record.stack_info
         return json.dumps(event, ensure_ascii=False)
 
 
