@@ -134,3 +134,49 @@ query = "Kursk"
         assert {json.loads(line)["logger"] for line in lines} >= {"monitor.daemon", "apprise"}
     else:
         assert not stderr.lstrip().startswith("{")
+
+
+def test_json_logs_of_a_command(tmp_path: Path) -> None:
+    """`monitor -v poll` with a failing feed and a failing channel: stderr is JSON lines."""
+    with FeedServer() as srv, WebhookServer() as failing:
+        failing.always_fail(500)
+        srv.routes["/news.xml"] = Static(rss("k1", "Truppen bei Kursk"))
+        srv.routes["/broken.xml"] = Static(b"oops", status=500)
+        path = tmp_path / "config.toml"
+        path.write_text(
+            f"""
+[monitor]
+database = "sqlite:///{tmp_path / "monitor.db"}"
+[channels]
+hook = "{failing.apprise_url("hookuser", JSON_PW)}"
+[[feeds]]
+name = "news"
+url = "{srv.url("/news.xml")}"
+[[feeds]]
+name = "broken"
+url = "{srv.url("/broken.xml")}"
+[[rules]]
+name = "kursk"
+query = "Kursk"
+""",
+            encoding="utf-8",
+        )
+        path.chmod(0o600)
+        result = subprocess.run(
+            [sys.executable, "-m", "monitor", "-v", "--config", str(path), "poll"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "MONITOR_LOG_FORMAT": "json"},
+            timeout=120,
+            check=False,
+        )
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stderr.splitlines()]
+    assert events and all(isinstance(e, dict) for e in events)
+    for event in events:
+        assert {"time", "level", "logger", "message"} <= set(event), event
+    levels = {e["level"] for e in events}
+    assert "warning" in levels, events  # the broken feed, the failed channel
+    messages = "\n".join(e["message"] for e in events)
+    assert "broken" in messages and "channel hook" in messages
+    assert JSON_PW not in result.stderr + result.stdout
