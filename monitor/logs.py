@@ -2,8 +2,10 @@
 
 Text lines by default; `MONITOR_LOG_FORMAT=json` gives one JSON object per line (for Docker and
 log shippers), with a traceback as a field. Channel URLs carry passwords and tokens, so every
-record passes through `SecretRedactor`, which replaces each secret-looking part of the
-configured URLs with `***` whatever logged it (our code, Apprise, aiohttp).
+record passes through `SecretRedactor`, which replaces the secrets of the configured URLs (what
+Apprise marks private, passwords, token-like values) with `***` wherever one stands as a whole
+token, whatever logged it (our code, Apprise, aiohttp); channel names, hosts, user names and
+ordinary words stay readable.
 """
 
 from __future__ import annotations

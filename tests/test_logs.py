@@ -4,6 +4,7 @@ Also the JSON log format and how `check` shows channel URLs."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from collections.abc import Iterator
@@ -79,6 +80,12 @@ def test_a_secret_is_masked_only_as_a_whole_token() -> None:
     assert through_redactor([url], "webhooks and hooks") == "webhooks and hooks"
     assert through_redactor([url], "auth user:hook@127.0.0.1") == "auth user:***@127.0.0.1"
     assert through_redactor([url], "a=%22hook%22") == "a=%22***%22"  # after a percent escape
+
+
+def test_a_password_is_masked_in_a_basic_auth_header() -> None:
+    basic = base64.b64encode(f"hookuser:{JSON_PW}".encode()).decode()
+    line = through_redactor(URLS, "headers: {'Authorization': 'Basic %s'}", basic)
+    assert line == "headers: {'Authorization': 'Basic ***'}"
 
 
 def test_the_redactor_masks_arguments_tracebacks_and_json_logs() -> None:

@@ -28,6 +28,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import difflib
 import importlib
@@ -79,6 +80,7 @@ _SECRET_KEY = re.compile(
 _HOSTNAME = re.compile(r"localhost|[\w\-]+(\.[\w\-]+)+|\[[0-9a-fA-F:.]+\]")
 _TOKENISH = re.compile(r"(?=.*\d)(?=.*[A-Za-z])[\w\-.~+/=]{10,}")
 _URL_DELIMITERS = "/?&=@:#;,"
+_WORD = re.compile(r"\w")
 MIN_SECRET = 3  # shorter values are not masked (a one-letter "password" would hit every "a")
 
 
@@ -106,6 +108,8 @@ def _secrets_of(url: str) -> set[str]:
             found.add(host)  # slack://TOKEN/...: the "host" is a token
     if password:
         found.add(password)
+        credentials = f"{unquote(user)}:{unquote(password)}".encode()
+        found.add(base64.b64encode(credentials).decode())  # an HTTP Basic header
     if port and not port.isdigit():
         found.add(port)  # tgram://BOT_ID:TOKEN/...
     for value in (user, host, *parts.path.split("/")):
@@ -176,8 +180,8 @@ def _pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
     `%20` before it counts as a boundary). Longest first, so a token goes before its parts."""
     alternatives = []
     for secret in sorted(set(secrets), key=lambda s: (-len(s), s)):
-        before = r"(?:(?<!\w)|(?<=%[0-9A-Fa-f]{2}))" if secret[0].isalnum() else ""
-        after = r"(?!\w)" if secret[-1].isalnum() else ""
+        before = r"(?:(?<!\w)|(?<=%[0-9A-Fa-f]{2}))" if _WORD.match(secret[0]) else ""
+        after = r"(?!\w)" if _WORD.match(secret[-1]) else ""
         alternatives.append(f"{before}{re.escape(secret)}{after}")
     return re.compile("|".join(alternatives)) if alternatives else None
 
