@@ -2,8 +2,10 @@
 
 Text lines by default; `MONITOR_LOG_FORMAT=json` gives one JSON object per line (for Docker and
 log shippers), with a traceback as a field. Channel URLs carry passwords and tokens, so every
-record passes through `SecretRedactor`, which replaces each secret-looking part of the
-configured URLs with `***` whatever logged it (our code, Apprise, aiohttp).
+record passes through `SecretRedactor`, which replaces the secrets of the configured URLs (what
+Apprise marks private, passwords, token-like values) with `***` wherever one stands as a whole
+token, whatever logged it (our code, Apprise, aiohttp); channel names, hosts, user names and
+ordinary words stay readable.
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        if record.exc_info:
-            event["traceback"] = self.formatException(record.exc_info)
-        elif record.exc_text:
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:  # the redacted text (SecretRedactor), never exc_info formatted anew
             event["traceback"] = record.exc_text
+        if record.stack_info:
+            event["stack"] = record.stack_info
         return json.dumps(event, ensure_ascii=False)
 
 

@@ -544,6 +544,25 @@ def test_console_channel_is_valid(tmp_path: Path) -> None:
     assert desk is not None and desk.urls == ("console://",)
 
 
+@pytest.mark.parametrize(
+    ("url", "hint"),
+    [
+        (f"https://hooks.example.org/in/{CANARY}", "json:// or form:// (jsons:// or forms://"),
+        ("http://127.0.0.1:8080/hook", "for a webhook use json:// or form://"),
+    ],
+)
+def test_a_bare_web_url_channel_gets_a_webhook_hint(tmp_path: Path, url: str, hint: str) -> None:
+    problem = only(tmp_path, f'[channels]\nweb = "{url}"\n')
+    assert "config.toml:2: channels.web: unknown Apprise scheme 'http" in problem
+    assert hint in problem
+
+
+def test_console_stderr_is_shown_as_written(tmp_path: Path) -> None:
+    config = load(tmp_path, '[channels]\nlog = "console://stderr"\n')
+    log = config.channel("log")
+    assert log is not None and [mask_url(u) for u in log.urls] == ["console://stderr"]
+
+
 def test_invalid_query_names_rule_and_column(tmp_path: Path) -> None:
     problem = only(
         tmp_path,
@@ -710,7 +729,8 @@ def test_resolve_config_path() -> None:
 
 def test_mask_url() -> None:
     masked = mask_url(f"mailtos://alerts:{CANARY}@mail.example.org?to=desk@example.org")
-    assert CANARY not in masked and masked.startswith("mailtos://")
+    assert CANARY not in masked and masked.startswith("mailtos://alerts:****@mail.example.org")
+    assert mask_url("json://127.0.0.1:18080/hook") == "json://127.0.0.1:18080/hook"
     assert CANARY not in mask_url(f"slack://{CANARY}/#x")
     assert mask_url(f"nonsense {CANARY}") == "?://***"
 

@@ -423,7 +423,7 @@ def test_secret_redactor_filter() -> None:
         log.propagate = True
     assert len(lines) == 2
     assert all(CANARY not in line for line in lines)
-    assert "password is *** in ***" in lines[0]
+    assert "password is *** in mailto://alerts:***@mail.example.org?to=desk@example.org" in lines[0]
 
 
 def test_secret_redactor_set_urls_replaces_the_secrets() -> None:
