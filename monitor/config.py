@@ -376,6 +376,7 @@ class _MonitorModel(_Model):
     languages: Languages = list(_DEFAULTS.languages)
     max_bytes: Annotated[int, BeforeValidator(_size)] = _DEFAULTS.max_bytes
     concurrency: Annotated[int, Field(ge=1, le=1000)] = _DEFAULTS.concurrency
+    per_host: Annotated[int, Field(ge=1, le=100)] = _DEFAULTS.per_host
     user_agent: Annotated[str, AfterValidator(_user_agent)] = _DEFAULTS.user_agent
 
 
@@ -384,6 +385,7 @@ class _FeedModel(_Model):
     url: Annotated[str, AfterValidator(_feed_url)]
     interval: Interval | None = None
     enabled: bool = True
+    per_host: Annotated[int, Field(ge=1, le=100)] | None = None
 
 
 class _RuleModel(_Model):
@@ -565,6 +567,7 @@ class _Loader:
             languages=_unique(model.languages),
             max_bytes=model.max_bytes,
             concurrency=model.concurrency,
+            per_host=model.per_host,
             user_agent=model.user_agent,
         )
 
@@ -649,6 +652,7 @@ class _Loader:
                     url=model.url,
                     interval=model.interval or settings.interval,
                     enabled=model.enabled,
+                    per_host=model.per_host,
                 )
             )
         return tuple(out)
