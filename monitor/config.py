@@ -393,6 +393,7 @@ class _MonitorModel(_Model):
     languages: Languages = list(_DEFAULTS.languages)
     max_bytes: Annotated[int, BeforeValidator(_size)] = _DEFAULTS.max_bytes
     concurrency: Annotated[int, Field(ge=1, le=1000)] = _DEFAULTS.concurrency
+    per_host: Annotated[int, Field(ge=1, le=100)] = _DEFAULTS.per_host
     user_agent: Annotated[str, AfterValidator(_user_agent)] = _DEFAULTS.user_agent
 
 
@@ -402,6 +403,7 @@ class _FeedModel(_Model):
     interval: Interval | None = None
     enabled: bool = True
     catch_up: bool = False
+    per_host: Annotated[int, Field(ge=1, le=100)] | None = None
 
 
 class _RuleModel(_Model):
@@ -583,6 +585,7 @@ class _Loader:
             languages=_unique(model.languages),
             max_bytes=model.max_bytes,
             concurrency=model.concurrency,
+            per_host=model.per_host,
             user_agent=model.user_agent,
         )
 
@@ -668,6 +671,7 @@ class _Loader:
                     interval=model.interval or settings.interval,
                     enabled=model.enabled,
                     catch_up=model.catch_up,
+                    per_host=model.per_host,
                 )
             )
         return tuple(out)

@@ -78,7 +78,7 @@ def first_run(state: FeedState | None, spread: datetime) -> datetime:
 
 def fetch_settings(config: Config) -> tuple[object, ...]:
     s = config.settings
-    return (s.timeout, s.max_bytes, s.concurrency, s.user_agent)
+    return (s.timeout, s.max_bytes, s.concurrency, s.user_agent, s.per_host)
 
 
 class Daemon:

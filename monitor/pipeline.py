@@ -172,6 +172,7 @@ class Monitor:
             max_bytes=s.max_bytes,
             concurrency=s.concurrency,
             user_agent=s.user_agent,
+            per_host=s.per_host,
         )
 
     # --- polling -------------------------------------------------------------------------
@@ -205,7 +206,9 @@ class Monitor:
         if waiting_for_server(state, self.clock()):
             until = f"{state.retry_until:%Y-%m-%d %H:%M} UTC" if state.retry_until else ""
             return FeedOutcome(feed.name, "waiting", error=f"server asked to wait until {until}")
-        request = FetchRequest(feed.name, state.url, state.etag, state.last_modified)
+        request = FetchRequest(
+            feed.name, state.url, state.etag, state.last_modified, per_host=feed.per_host
+        )
         result = await fetcher.fetch(request)
         parsed: ParsedFeed | None = None
         unseen: Matched = []

@@ -25,7 +25,8 @@ class Settings:
     max_age: timedelta = timedelta(hours=24)
     languages: tuple[str, ...] = ("de", "en")
     max_bytes: int = 10 * 1024 * 1024  # cap on a feed's decompressed body
-    concurrency: int = 20  # feeds fetched at once
+    concurrency: int = 100  # feeds fetched at once, over all hosts
+    per_host: int = 4  # feeds fetched at once from one host (a [[feeds]] per_host overrides)
     user_agent: str = "news-monitor/0.1 (+https://github.com/news-monitor)"
 
 
@@ -38,6 +39,7 @@ class FeedConfig:
     interval: timedelta
     enabled: bool = True
     catch_up: bool = False  # first successful poll stores and matches, alerts nothing
+    per_host: int | None = None  # overrides Settings.per_host for this feed's fetches
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,7 @@ class FetchRequest:
     url: str
     etag: str | None = None
     last_modified: str | None = None
+    per_host: int | None = None  # this feed's per-host limit; None: the Fetcher's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +113,7 @@ class FetchResult:
     last_modified: str | None = None
     permanent_url: str | None = None  # set when every redirect hop was 301/308
     retry_after: timedelta | None = None  # from a 429/503 Retry-After header
+    max_age: timedelta | None = None  # freshness left by Cache-Control max-age (minus Age)
     error: str | None = None  # a one-line reason for ERROR and GONE
 
 
@@ -134,6 +138,11 @@ class ParsedFeed:
     title: str
     items: tuple[Item, ...]
     problem: str | None = None  # feed not well-formed (items recovered as far as possible)
+    # Hints that may lengthen the poll interval (schedule.effective_interval). TODO(integrator):
+    # parse fills them from feedparser's `feed.ttl` via schedule.rss_ttl and `feed.sy_updateperiod`
+    # / `feed.sy_updatefrequency` via schedule.syndication_interval.
+    ttl: timedelta | None = None
+    update_interval: timedelta | None = None
 
 
 # --- matching and alerts -------------------------------------------------------------------

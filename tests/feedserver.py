@@ -149,6 +149,7 @@ class FeedServer:
         self.routes: dict[str, Responder] = {}
         self._ssl_context = ssl_context
         self._requests: list[RequestRecord] = []
+        self._connections = 0
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._bombs: dict[int, bytes] = {}
@@ -214,6 +215,12 @@ class FeedServer:
     def hits(self, path: str) -> int:
         return len(self.requests_for(path))
 
+    @property
+    def connections(self) -> int:
+        """TCP connections accepted so far (several requests may share one: keep-alive)."""
+        with self._lock:
+            return self._connections
+
     def clear(self) -> None:
         with self._lock:
             self._requests.clear()
@@ -272,6 +279,8 @@ class _HTTPServer(ThreadingHTTPServer):
         self.server_port = self.server_address[1]
 
     def finish_request(self, request: Any, client_address: Any) -> None:
+        with self.owner._lock:
+            self.owner._connections += 1
         sock: socket.socket = request
         sock.settimeout(MAX_SLEEP)
         context = self.owner._ssl_context

@@ -112,7 +112,8 @@ def test_example_loads(tmp_path: Path) -> None:
         timedelta(hours=24),
     )
     assert s.languages == ("de", "en")
-    assert s.max_bytes == 10 * 1024 * 1024 and s.concurrency == 20  # Settings defaults
+    assert s.max_bytes == 10 * 1024 * 1024  # Settings defaults
+    assert s.concurrency == 100 and s.per_host == 4
 
     desk = config.channel("desk")
     assert desk is not None and desk.urls == (

@@ -21,8 +21,25 @@ What one fetch promises:
   at most.
 - no cookies are kept between requests (one feed cannot set cookies for another).
 
-An optional `allow_address` predicate is checked on every address actually connected to, so
-a redirect or a DNS answer cannot lead the fetcher to a refused network (SSRF guard).
+Politeness and speed (one Fetcher serves a whole pass, and the daemon keeps one):
+- at most `concurrency` fetches at once overall, and at most `per_host` at once for one host
+  (the host of the URL asked for; a request's own `per_host` overrides the default, and a
+  host never has more fetches running than the smallest limit among them). Queued fetches
+  are served in order;
+- one aiohttp session per address policy (below), so connections to a host are kept alive and
+  reused by the next feed on that host;
+- DNS answers cached for their TTL (`monitor.feeds.dns.CachingResolver`).
+
+Private addresses (SSRF guard): a feed whose URL names a public host may only reach public
+addresses. Every DNS answer is filtered (`dns.PublicOnlyResolver`) and every address actually
+connected to is checked (redirects to IP literals, DNS rebinding), with a clear error when
+nothing public is left. A feed configured with a non-public address literal (`127.0.0.1`,
+`10.1.2.3`, `[fd00::1]`) or an intranet name (`localhost`, a single label such as `wiki`,
+or a name under `.local`, `.internal`, `.lan`, `.corp`, `.home.arpa`, ...) is on purpose:
+it goes through a second session without that guard (`is_private_target`).
+
+An optional `allow_address` predicate is checked on every address actually connected to, for
+every feed, so a redirect or a DNS answer cannot lead the fetcher to a network it refuses.
 """
 
 from __future__ import annotations
@@ -34,17 +51,27 @@ import re
 import socket
 import ssl
 import zlib
+from collections import deque
 from collections.abc import Callable
+from datetime import timedelta
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 from multidict import CIMultiDictProxy
 from yarl import URL
 
 from monitor.clock import Clock, utcnow
-from monitor.feeds.schedule import parse_retry_after
+from monitor.feeds.dns import (
+    CachingResolver,
+    PrivateAddressRefused,
+    PublicOnlyResolver,
+    address_kind,
+    parse_ip,
+)
+from monitor.feeds.schedule import cache_control_max_age, parse_retry_after
 from monitor.textutil import one_line
 from monitor.types import FetchRequest, FetchResult, FetchStatus
 
@@ -52,6 +79,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 DEFAULT_USER_AGENT = "news-monitor/0.1 (+https://github.com/news-monitor)"
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+DEFAULT_CONCURRENCY = 100
+DEFAULT_PER_HOST = 4
 MAX_REDIRECTS = 5
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
@@ -66,6 +95,19 @@ _CHUNK = 64 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 _USERINFO = re.compile(r"(\w+://)[^/@\s]+@")
 _REASON_MAX = 200  # characters of FetchResult.error
+# Names that are never public DNS names (RFC 6761, 6762, 8375 and common intranet suffixes).
+_INTRANET_SUFFIXES = (
+    ".localhost",
+    ".local",
+    ".localdomain",
+    ".internal",
+    ".intranet",
+    ".lan",
+    ".corp",
+    ".home",
+    ".home.arpa",
+    ".private",
+)
 
 
 class _Failure(Exception):
@@ -76,20 +118,87 @@ class _AddressRefused(OSError):
     """Internal: raised by the socket factory for an address `allow_address` refuses."""
 
 
+class _HostGate:
+    """The fetches running on one host. A fetch with limit N starts only while fewer than N
+    fetches run on the host, and fewer than the limit of each running one: the host never has
+    more running than the smallest limit among them.
+
+    Waiters are served first come, first served: a fetch with a low limit at the head of the
+    queue is not overtaken by later ones with higher limits. Slots are handed over on release,
+    so a release wakes exactly the fetches that can start (no thundering herd).
+    """
+
+    __slots__ = ("limits", "waiters")
+
+    def __init__(self) -> None:
+        self.limits: dict[int, int] = {}  # limit -> running fetches with that limit
+        self.waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    def _fits(self, limit: int) -> bool:
+        running = sum(self.limits.values())
+        return running < limit and (not self.limits or running < min(self.limits))
+
+    def _take(self, limit: int) -> None:
+        self.limits[limit] = self.limits.get(limit, 0) + 1
+
+    async def acquire(self, limit: int) -> None:
+        if not self.waiters and self._fits(limit):
+            self._take(limit)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.append((limit, future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release(limit)  # the slot was handed over just as we were cancelled
+            else:
+                self.waiters.remove((limit, future))
+                self._wake()
+            raise
+
+    def release(self, limit: int) -> None:
+        left = self.limits[limit] - 1
+        if left:
+            self.limits[limit] = left
+        else:
+            del self.limits[limit]
+        self._wake()
+
+    def _wake(self) -> None:
+        while self.waiters and self._fits(self.waiters[0][0]):
+            limit, future = self.waiters.popleft()
+            if not future.done():
+                self._take(limit)
+                future.set_result(None)
+
+    @property
+    def idle(self) -> bool:
+        return not self.limits and not self.waiters
+
+
 class Fetcher:
-    """Fetches feeds over one shared aiohttp session. Use as `async with Fetcher(...) as f`."""
+    """Fetches feeds over shared aiohttp sessions. Use as `async with Fetcher(...) as f`.
+
+    `resolver` replaces the DNS resolver (default: `dns.CachingResolver`); tests use it to map
+    names to loopback addresses. The Fetcher closes only a resolver it made itself.
+    `address_kind` says which addresses are not public (default `dns.address_kind`; None means
+    public); tests use it to let one loopback address play a public server.
+    """
 
     def __init__(
         self,
         timeout: float,
         max_bytes: int = DEFAULT_MAX_BYTES,
-        concurrency: int = 20,
+        concurrency: int = DEFAULT_CONCURRENCY,
         user_agent: str = DEFAULT_USER_AGENT,
         *,
-        per_host: int = 4,
+        per_host: int = DEFAULT_PER_HOST,
         clock: Clock = utcnow,
         allow_address: Callable[[IPAddress], bool] | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        resolver: AbstractResolver | None = None,
+        address_kind: Callable[[IPAddress], str | None] = address_kind,
     ) -> None:
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
@@ -105,9 +214,13 @@ class Fetcher:
         self._clock = clock
         self._allow_address = allow_address
         self._ssl_context = ssl_context
-        self._session: aiohttp.ClientSession | None = None
+        self._resolver = resolver
+        self._address_kind = address_kind
+        self._own_resolver: AbstractResolver | None = None
+        self._session: aiohttp.ClientSession | None = None  # public hosts: guarded
+        self._private_session: aiohttp.ClientSession | None = None  # configured private
         self._slots: asyncio.Semaphore | None = None
-        self._host_slots: dict[str, asyncio.Semaphore] = {}
+        self._hosts: dict[str, _HostGate] = {}
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -122,18 +235,35 @@ class Fetcher:
         await self.close()
 
     async def open(self) -> None:
-        """Create the session (done by `async with`)."""
+        """Create the sessions (done by `async with`)."""
         if self._session is not None:
             return
-        connector = aiohttp.TCPConnector(
-            limit=self._concurrency,
-            limit_per_host=self._per_host,
-            ssl=self._ssl_context if self._ssl_context is not None else True,
-            socket_factory=(
-                None if self._allow_address is None else _guarded_socket(self._allow_address)
-            ),
+        resolver = self._resolver
+        if resolver is None:
+            resolver = self._own_resolver = CachingResolver()
+        allow = self._allow_address
+        kind_of = self._address_kind
+        self._session = self._new_session(
+            PublicOnlyResolver(resolver, kind_of), _public_only(allow, kind_of)
         )
-        self._session = aiohttp.ClientSession(
+        self._private_session = self._new_session(resolver, allow)
+        self._slots = asyncio.Semaphore(self._concurrency)
+
+    def _new_session(
+        self, resolver: AbstractResolver, allow: Callable[[IPAddress], bool] | None
+    ) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            # Our own semaphores bound the fetches (per host with per-feed overrides, which
+            # the connector's limit_per_host cannot express); the connector's limit is a
+            # backstop, its idle connections are kept alive for the next feed on the host.
+            limit=self._concurrency,
+            limit_per_host=0,
+            resolver=resolver,
+            use_dns_cache=False,  # the resolver caches, for each answer's own TTL
+            ssl=self._ssl_context if self._ssl_context is not None else True,
+            socket_factory=None if allow is None else _guarded_socket(allow),
+        )
+        return aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(
                 total=None, sock_connect=self._timeout, sock_read=self._timeout
@@ -143,18 +273,22 @@ class Fetcher:
             headers={"User-Agent": self._user_agent},
             trust_env=False,
         )
-        self._slots = asyncio.Semaphore(self._concurrency)
 
     async def close(self) -> None:
-        """Close the session and its connections."""
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        """Close the sessions and their connections."""
+        sessions = (self._session, self._private_session)
+        self._session = self._private_session = None
+        for session in sessions:
+            if session is not None:
+                await session.close()
+        resolver, self._own_resolver = self._own_resolver, None
+        if resolver is not None:
+            await resolver.close()
 
     async def fetch(self, req: FetchRequest) -> FetchResult:
         """Fetch one feed. Every network or HTTP failure is a FetchResult, never an exception."""
-        session, slots = self._session, self._slots
-        if session is None or slots is None:
+        session, private_session, slots = self._session, self._private_session, self._slots
+        if session is None or private_session is None or slots is None:
             raise RuntimeError("Fetcher.fetch called outside 'async with Fetcher(...)'")
         try:
             url = _check_url(URL(req.url))
@@ -162,24 +296,36 @@ class Fetcher:
             return _error(req, req.url, str(failure))
         except ValueError:
             return _error(req, req.url, "invalid URL")
+        if req.per_host is not None and req.per_host < 1:
+            raise ValueError(f"per_host must be at least 1, got {req.per_host}")
+        if is_private_target(url, self._address_kind):
+            session = private_session
 
-        host_slot = self._host_slots.get(url.host or "")
-        if host_slot is None:
-            host_slot = self._host_slots[url.host or ""] = asyncio.Semaphore(self._per_host)
+        host = (url.host or "").lower()
+        gate = self._hosts.get(host)
+        if gate is None:
+            gate = self._hosts[host] = _HostGate()
         progress = _Progress(url)
         # Host slot first: feeds queued behind a busy host never hold a global slot.
-        async with host_slot, slots:
-            try:
-                async with asyncio.timeout(self._timeout):
-                    return await self._fetch(session, req, progress)
-            except TimeoutError:
-                reason = f"timed out after {self._timeout:g} s"
-            except _Failure as failure:
-                reason = str(failure)
-            except aiohttp.ClientError as exc:
-                reason = _describe_client_error(exc)
-            except OSError as exc:  # anything the transport raises below aiohttp
-                reason = f"network error: {_os_reason(exc)}"
+        limit = req.per_host or self._per_host
+        await gate.acquire(limit)
+        try:
+            async with slots:
+                try:
+                    async with asyncio.timeout(self._timeout):
+                        return await self._fetch(session, req, progress)
+                except TimeoutError:
+                    reason = f"timed out after {self._timeout:g} s"
+                except _Failure as failure:
+                    reason = str(failure)
+                except aiohttp.ClientError as exc:
+                    reason = _describe_client_error(exc)
+                except OSError as exc:  # anything the transport raises below aiohttp
+                    reason = f"network error: {_os_reason(exc)}"
+        finally:
+            gate.release(limit)
+            if gate.idle:
+                del self._hosts[host]
         return _error(req, str(progress.url), reason)
 
     async def _fetch(
@@ -228,6 +374,7 @@ class Fetcher:
                 etag=resp.headers.get("ETag"),
                 last_modified=resp.headers.get("Last-Modified"),
                 permanent_url=permanent_url,
+                max_age=_max_age(resp.headers),
             )
         headers = _plain_headers(resp.headers, decoded=False)
         if status == 304:
@@ -239,6 +386,7 @@ class Fetcher:
                 etag=resp.headers.get("ETag") or req.etag,
                 last_modified=resp.headers.get("Last-Modified") or req.last_modified,
                 permanent_url=permanent_url,
+                max_age=_max_age(resp.headers),
             )
         reason = _http_reason(status)
         retry_after = None
@@ -349,6 +497,24 @@ def _is_zlib_header(head: bytes) -> bool:
     return head[0] & 0x0F == 8 and (head[0] << 8 | head[1]) % 31 == 0
 
 
+def is_private_target(
+    url: URL | str, kind_of: Callable[[IPAddress], str | None] = address_kind
+) -> bool:
+    """Whether a feed URL names a non-public host on purpose: a non-public IP literal or an
+    intranet name (`localhost`, a single label, a reserved or common intranet suffix)."""
+    host = (URL(url).host if isinstance(url, str) else url.host) or ""
+    host = host.lower().rstrip(".")
+    ip = parse_ip(host)
+    if ip is not None:
+        return kind_of(ip) is not None
+    return host == "localhost" or "." not in host or host.endswith(_INTRANET_SUFFIXES)
+
+
+def _max_age(headers: CIMultiDictProxy[str]) -> timedelta | None:
+    cache_control = ", ".join(headers.getall("Cache-Control", []))
+    return cache_control_max_age(cache_control or None, headers.get("Age"))
+
+
 def _check_url(url: URL) -> URL:
     """The URL if it is an absolute http(s) URL with a host; _Failure otherwise."""
     scheme = url.scheme.lower()
@@ -421,6 +587,10 @@ def _os_reason(exc: BaseException | None) -> str:
 
 def _describe_client_error(exc: aiohttp.ClientError) -> str:
     """A one-line reason without URL or credentials (aiohttp's texts may carry the URL)."""
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(
+        exc.os_error, PrivateAddressRefused
+    ):
+        return str(exc.os_error)
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         cert = exc.certificate_error
         detail = getattr(cert, "verify_message", None) or getattr(cert, "reason", None) or cert
@@ -468,6 +638,20 @@ def mask_credentials(text: str, *urls: str) -> str:
             if secret and len(secret) >= 4:  # shorter ones would mangle ordinary words
                 text = text.replace(secret, "***")
     return text
+
+
+def _public_only(
+    allow: Callable[[IPAddress], bool] | None, kind_of: Callable[[IPAddress], str | None]
+) -> Callable[[IPAddress], bool]:
+    """`allow` (if any) and: the address is public, else PrivateAddressRefused."""
+
+    def check(ip: IPAddress) -> bool:
+        kind = kind_of(ip)
+        if kind is not None:
+            raise PrivateAddressRefused(ip, kind)
+        return allow is None or allow(ip)
+
+    return check
 
 
 def _guarded_socket(allow: Callable[[IPAddress], bool]) -> Callable[[Any], socket.socket]:

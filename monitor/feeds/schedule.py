@@ -98,3 +98,101 @@ def stretch(delay: timedelta, fraction: float, spread: float = DEFAULT_JITTER) -
     if spread < 0.0:
         raise ValueError(f"spread must not be negative, got {spread}")
     return delay + delay * (spread * fraction)
+
+
+# --- hints from the server and the feed ------------------------------------------------------
+#
+# A server may say how long its answer stays fresh (`Cache-Control: max-age`), and a feed may
+# say how often it changes (RSS `<ttl>`, minutes; `sy:updatePeriod` / `sy:updateFrequency`).
+# These hints may lengthen a feed's configured interval, never shorten it, and never beyond
+# `MAX_HINTED_INTERVAL`: a misconfigured header cannot silence a feed for longer than a day.
+
+MAX_HINTED_INTERVAL = timedelta(hours=24)
+
+_SY_PERIODS = {
+    "hourly": timedelta(hours=1),
+    "daily": timedelta(days=1),
+    "weekly": timedelta(weeks=1),
+    "monthly": timedelta(days=30),
+    "yearly": timedelta(days=365),
+}
+_MAX_HINT_SECONDS = 10 * 365 * 24 * 3600  # larger numbers are nonsense, and overflow timedelta
+
+
+def effective_interval(
+    configured: timedelta,
+    max_age: timedelta | None = None,
+    ttl: timedelta | None = None,
+    sy: timedelta | None = None,
+) -> timedelta:
+    """The interval to poll a feed at, given its configured interval and the hints.
+
+    The longest of the configured interval and the hints, with the hints capped at
+    `MAX_HINTED_INTERVAL`; a configured interval longer than that cap stays as it is.
+    Missing, zero or negative hints change nothing.
+    """
+    if configured <= timedelta(0):
+        raise ValueError(f"interval must be positive, got {configured}")
+    longest = configured
+    for hint in (max_age, ttl, sy):
+        if hint is not None:
+            longest = max(longest, min(hint, MAX_HINTED_INTERVAL))
+    return longest
+
+
+def cache_control_max_age(cache_control: str | None, age: str | None = None) -> timedelta | None:
+    """The freshness lifetime left by a `Cache-Control` header (and the `Age` header).
+
+    None when there is no usable `max-age`, or when `no-cache`/`no-store` asks to revalidate
+    every time. A response already `Age` seconds old is fresh for `max-age - Age` more.
+    `s-maxage` is for shared caches and is ignored.
+    """
+    if not cache_control:
+        return None
+    max_age: int | None = None
+    for part in cache_control.split(","):
+        name, _, value = part.strip().partition("=")
+        name = name.strip().lower()
+        if name in ("no-cache", "no-store"):
+            return None
+        if name == "max-age" and max_age is None:
+            seconds = _seconds(value.strip().strip('"'))
+            if seconds is None:
+                return None  # an invalid max-age means "stale" (RFC 9111 4.2.1)
+            max_age = seconds
+    if max_age is None:
+        return None
+    used = _seconds(age.strip()) if age else None
+    return timedelta(seconds=max(max_age - (used or 0), 0))
+
+
+def rss_ttl(text: str | None) -> timedelta | None:
+    """RSS `<channel><ttl>`: minutes the feed may be cached. None when absent or invalid."""
+    minutes = _seconds(text.strip()) if text else None
+    if minutes is None or minutes == 0:
+        return None
+    return timedelta(minutes=min(minutes, _MAX_HINT_SECONDS // 60))
+
+
+def syndication_interval(period: str | None, frequency: str | None = None) -> timedelta | None:
+    """`sy:updatePeriod` (hourly ... yearly, default daily) over `sy:updateFrequency`
+    (times per period, default 1). None when neither is given or either is invalid."""
+    if not (period and period.strip()) and not (frequency and frequency.strip()):
+        return None
+    span = _SY_PERIODS.get((period or "daily").strip().lower())
+    if span is None:
+        return None
+    times = 1
+    if frequency and frequency.strip():
+        parsed = _seconds(frequency.strip())
+        if parsed is None or parsed == 0:
+            return None
+        times = parsed
+    return span / times
+
+
+def _seconds(text: str) -> int | None:
+    """A non-negative decimal integer (delta-seconds), capped; None otherwise."""
+    if not _DELTA_SECONDS.fullmatch(text):
+        return None
+    return min(int(text), _MAX_HINT_SECONDS)
