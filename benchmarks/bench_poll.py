@@ -31,9 +31,12 @@ All feeds are on one host (127.0.0.1), so the fetcher's per-host limit (default 
 production) would be the only limit. `--per-host` defaults to `--concurrency` to model the
 real case of feeds on many hosts; pass `--per-host 4` to see the single-host case.
 
-`--profile` adds a third run (fresh database, first pass of the first `--profile-feeds` feeds)
-under cProfile, with worker-thread calls run inline so one profiler sees all the work, and
-prints the top functions of monitor/ code by cumulative time.
+`--profile` adds two profiles. (1) A third run (fresh database, first pass of the first
+`--profile-feeds` feeds) under cProfile, with worker-thread calls run inline so one profiler
+sees the main process's work: parsing and matching run in the worker processes and are not
+seen there. (2) That worker-side work, parse_feed and match_items on the same documents, run
+in this process under its own profiler. Each prints the top functions of monitor/ code by
+cumulative time and the named stages; a stage that no longer exists stops the script.
 """
 
 from __future__ import annotations
@@ -62,6 +65,9 @@ from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import importlib
+import inspect
+
 import feedparser
 
 from benchmarks import poll_rules, rss_feed
@@ -72,25 +78,47 @@ from monitor.rules.match import Matcher
 from monitor.rules.text import tokenize
 from monitor.store.repo import Store
 from monitor.types import Config, FeedConfig, Settings
+from monitor.workers import match_items
 
 REPO = Path(__file__).resolve().parent.parent
 FIRST_PASS_TARGET = 5.0  # x faster than the naive loop
 NOT_MODIFIED_TARGET = 1.5  # x the network floor at most
-STAGES = [  # (file, function, label) summarised by --profile
-    ("monitor/store/repo.py", "feed_state", "Store.feed_state (read the feed's row)"),
-    ("monitor/feeds/fetch.py", "fetch", "Fetcher.fetch (coroutine)"),
-    ("monitor/feeds/parse.py", "parse_feed", "parse_feed"),
-    ("monitor/feeds/parse.py", "_feedparser", "  of which feedparser.parse"),
-    ("monitor/feeds/parse.py", "html_to_text", "  of which html_to_text"),
-    ("monitor/store/repo.py", "seen_keys", "Store.seen_keys"),
-    ("monitor/rules/match.py", "match", "Matcher.match"),
-    ("monitor/rules/match.py", "__init__", "  of which _Field (tokenise + index)"),
-    ("monitor/rules/match.py", "_stem_index", "  of which _stem_index"),
-    ("monitor/rules/match.py", "_result", "  of which _result (rule evaluation + snippet)"),
-    ("monitor/store/repo.py", "insert_item", "Tx.insert_item"),
-    ("monitor/store/repo.py", "insert_match", "Tx.insert_match"),
-    ("monitor/store/repo.py", "transaction", "Store.transaction (begin, flush, commit)"),
+# (module, qualified name, label) summarised by --profile; resolved, and so checked, at start.
+MAIN_STAGES = [
+    ("monitor.store.repo", "Store.feed_state", "Store.feed_state (read the feed's row)"),
+    ("monitor.feeds.fetch", "Fetcher.fetch", "Fetcher.fetch (coroutine)"),
+    ("monitor.workers", "WorkerPool.parse", "WorkerPool.parse (coroutine: waits on a worker)"),
+    ("monitor.workers", "WorkerPool.match", "WorkerPool.match (coroutine: waits on a worker)"),
+    ("monitor.store.repo", "Store.seen_keys", "Store.seen_keys"),
+    ("monitor.store.repo", "Tx.insert_items", "Tx.insert_items"),
+    ("monitor.store.repo", "Tx.insert_match", "Tx.insert_match"),
+    ("monitor.store.repo", "Store.transaction", "Store.transaction (begin, flush, commit)"),
 ]
+WORKER_STAGES = [
+    ("monitor.feeds.parse", "parse_feed", "parse_feed"),
+    ("monitor.feeds.parse", "_feedparser", "  of which feedparser.parse"),
+    ("monitor.feeds.parse", "html_to_text", "  of which html_to_text"),
+    ("monitor.workers", "match_items", "match_items"),
+    ("monitor.rules.match", "Matcher.match", "  Matcher.match"),
+    ("monitor.rules.match", "_Field.__init__", "    of which _Field (tokenise + index)"),
+    ("monitor.rules.match", "_Field._stem_index", "    of which _Field._stem_index"),
+    ("monitor.rules.match", "CompiledRule._result", "    of which rule evaluation"),
+    ("monitor.rules.match", "snippet", "      of which snippet"),
+]
+
+
+def resolve(stages: list[tuple[str, str, str]]) -> list[tuple[str, int, str, str]]:
+    """(file, first line, function name, label) of each stage, as cProfile keys them."""
+    resolved = []
+    for module_name, qualname, label in stages:
+        obj: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                raise SystemExit(f"--profile: {module_name}.{qualname} does not exist any more")
+        code = inspect.unwrap(obj).__code__
+        resolved.append((code.co_filename, code.co_firstlineno, code.co_name, label))
+    return resolved
 
 
 # --- the server (child process) ------------------------------------------------------------
@@ -327,15 +355,47 @@ async def _inline(func: Any, /, *args: Any, **kwargs: Any) -> Any:
     return func(*args, **kwargs)
 
 
+def print_profile(
+    profiler: cProfile.Profile, total: float, stages: list[tuple[str, int, str, str]], top: int
+) -> None:
+    stats = pstats.Stats(profiler)
+    raw: dict[tuple[str, int, str], tuple[Any, ...]] = stats.stats  # type: ignore[attr-defined]
+    entries: list[tuple[float, float, int, str]] = []
+    for (filename, line, func), (_cc, ncalls, tottime, cumtime, _callers) in raw.items():
+        if f"{REPO}/monitor/" in filename:
+            where = f"{Path(filename).relative_to(REPO)}:{line}({func})"
+            entries.append((cumtime, tottime, ncalls, where))
+    print(f"\ntop {top} functions of monitor/ by cumulative time (of {total:.2f} s):")
+    print(f"{'cumulative s':>12} {'share':>6} {'own s':>7} {'calls':>7}  function")
+    for cumtime, tottime, ncalls, where in sorted(entries, reverse=True)[:top]:
+        print(
+            f"{cumtime:>12.2f} {100 * cumtime / total:>5.0f}% {tottime:>7.2f} {ncalls:>7}  {where}"
+        )
+    print("\nstages (cumulative; coroutines count each resumption):")
+    for key in stages:
+        found = raw.get(key[:3])
+        if found is None:
+            print(f"{'-':>12} {'-':>6} {0:>7}  {key[3]} (not called in this process)")
+        else:
+            cum, calls = found[3], found[1]
+            print(f"{cum:>12.2f} {100 * cum / total:>5.0f}% {calls:>7}  {key[3]}")
+    print("\ntop 12 functions anywhere by own time:")
+    for (filename, line, func), (_cc, ncalls, tottime, _cum, _callers) in sorted(
+        raw.items(), key=lambda kv: kv[1][2], reverse=True
+    )[:12]:
+        short = filename.replace(str(REPO) + "/", "").split("site-packages/")[-1]
+        print(f"{tottime:>12.2f} {ncalls:>8}  {short}:{line}({func})")
+
+
 def profile_first_pass(tmp: Path, port: int, args: argparse.Namespace, top: int = 12) -> None:
     """A first pass of the first `--profile-feeds` feeds on a fresh database, under cProfile.
 
     `asyncio.to_thread` runs its function inline for this run, so that the one profiler sees
-    the parse and store work too (in worker threads it would miss them, and per-thread
-    wall-clock timers would charge GIL waits to whatever a thread was doing). Work done in
-    worker processes (the parse pool) is not seen: the profile shows the main process, which
-    is where the GIL-bound work is.
+    the store work too (in worker threads it would miss it, and per-thread wall-clock timers
+    would charge GIL waits to whatever a thread was doing). Work done in the worker processes
+    (parsing and matching) is not seen here: `profile_worker_side` profiles it in-process.
     """
+    stages = resolve(MAIN_STAGES)
     sub = argparse.Namespace(**{**vars(args), "feeds": min(args.feeds, args.profile_feeds)})
     profiler = cProfile.Profile()
     with mock.patch.object(asyncio, "to_thread", _inline):
@@ -344,37 +404,32 @@ def profile_first_pass(tmp: Path, port: int, args: argparse.Namespace, top: int 
             [(run, _)] = run_monitor(tmp, port, sub, [f"first pass, profiled, {sub.feeds} feeds"])
         finally:
             profiler.disable()
-    print(f"\n{HEADER}\n{run.line()}  (worker-thread calls inline; cProfile overhead included)")
-    stats = pstats.Stats(profiler)
-    raw: dict[tuple[str, int, str], tuple[Any, ...]] = stats.stats  # type: ignore[attr-defined]
-    entries: list[tuple[float, float, int, str]] = []
-    for (filename, line, func), (_cc, ncalls, tottime, cumtime, _callers) in raw.items():
-        if f"{REPO}/monitor/" in filename:
-            where = f"{Path(filename).relative_to(REPO)}:{line}({func})"
-            entries.append((cumtime, tottime, ncalls, where))
-    print(f"\ntop {top} functions of monitor/ by cumulative time (pass: {run.wall:.2f} s):")
-    print(f"{'cumulative s':>12} {'share':>6} {'own s':>7} {'calls':>7}  function")
-    for cumtime, tottime, ncalls, where in sorted(entries, reverse=True)[:top]:
-        print(
-            f"{cumtime:>12.2f} {100 * cumtime / run.wall:>5.0f}% {tottime:>7.2f} {ncalls:>7}"
-            f"  {where}"
-        )
-    print("\nstages (cumulative; coroutines count each resumption):")
-    for file, func, label in STAGES:
-        found = [
-            (v[3], v[1])
-            for (filename, _line, name), v in raw.items()
-            if name == func and filename.endswith(file)
-        ]
-        if found:
-            cum, calls = max(found)
-            print(f"{cum:>12.2f} {100 * cum / run.wall:>5.0f}% {calls:>7}  {label}")
-    print("\ntop 12 functions anywhere by own time:")
-    for (filename, line, func), (_cc, ncalls, tottime, _cum, _callers) in sorted(
-        raw.items(), key=lambda kv: kv[1][2], reverse=True
-    )[:12]:
-        short = filename.replace(str(REPO) + "/", "").split("site-packages/")[-1]
-        print(f"{tottime:>12.2f} {ncalls:>8}  {short}:{line}({func})")
+    print(f"\n== profile 1: the main process of a first pass ({sub.feeds} feeds)")
+    print(f"{HEADER}\n{run.line()}  (worker-thread calls inline; cProfile overhead included)")
+    print_profile(profiler, run.wall, stages, top)
+
+
+def profile_worker_side(args: argparse.Namespace, top: int = 12) -> None:
+    """What the worker processes do in a first pass (parse_feed, then match_items with the
+    bench's rules), on the documents of the first `--profile-feeds` feeds, run here under
+    cProfile (one process, no pool, no network)."""
+    stages = resolve(WORKER_STAGES)
+    feeds = min(args.feeds, args.profile_feeds)
+    docs = [rss_feed(i, args.items, args.seed) for i in range(feeds)]
+    headers = {"content-type": "application/rss+xml; charset=utf-8"}
+    rules = poll_rules()
+    profiler = cProfile.Profile()
+    start = time.perf_counter()
+    profiler.enable()
+    try:
+        for doc in docs:
+            match_items(rules, parse_feed(doc, headers, "http://127.0.0.1/").items)
+    finally:
+        profiler.disable()
+    total = time.perf_counter() - start
+    print(f"\n== profile 2: the worker-side work of the same pass, in-process ({feeds} feeds)")
+    print(f"parse_feed + match_items ({len(rules)} rules): {total:.2f} s under cProfile")
+    print_profile(profiler, total, stages, top)
 
 
 # --- main ----------------------------------------------------------------------------------
@@ -398,6 +453,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profile-feeds", type=int, default=100, help="feeds profiled")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
     args = parser.parse_args(argv)
+    if args.profile:  # a stage renamed or removed stops the script here, not after the runs
+        resolve(MAIN_STAGES), resolve(WORKER_STAGES)
     latency = args.latency / 1000
     per_host = args.per_host or args.concurrency
     effective = min(args.concurrency, per_host)  # every feed is on 127.0.0.1
@@ -493,6 +550,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.profile:
             with tempfile.TemporaryDirectory(prefix="bench-poll-profile-") as tmp:
                 profile_first_pass(Path(tmp), port, args)
+            profile_worker_side(args)
     finally:
         conn.send("stop")
         if conn.poll(10):

@@ -3,6 +3,9 @@
 `database_url` is parametrised: every test that takes it runs on a fresh SQLite file and, when
 MONITOR_TEST_POSTGRES_URL names a server, on a fresh PostgreSQL schema (dropped afterwards).
 Without that variable the PostgreSQL cases are skipped, saying why.
+
+In CI (CI=true, as CI services set it, or MONITOR_FAIL_ON_SKIP=1, as .ci/run sets it) a
+skipped test is a failure: a missing tool, server or data set must not let CI pass silently.
 """
 
 from __future__ import annotations
@@ -14,8 +17,24 @@ from pathlib import Path
 
 import pytest
 
+FAIL_ON_SKIP = (
+    os.environ.get("CI", "").lower() == "true" or os.environ.get("MONITOR_FAIL_ON_SKIP") == "1"
+)
 POSTGRES_URL = os.environ.get("MONITOR_TEST_POSTGRES_URL")
 SKIP_POSTGRES = "MONITOR_TEST_POSTGRES_URL is not set: no PostgreSQL server to test against"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """In CI, turn a skip (not an expected failure) into a failure that says why."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if FAIL_ON_SKIP and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = (
+            f"skipped, and skips fail in CI (CI=true or MONITOR_FAIL_ON_SKIP=1): {reason}"
+        )
 
 
 @pytest.fixture

@@ -250,6 +250,8 @@ class WebhookServer:
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         self._stopping = threading.Event()
+        self._gate = threading.Event()  # cleared by hold(): answers wait until release()
+        self._gate.set()
         self._server: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -293,6 +295,7 @@ class WebhookServer:
         server, thread = self._server, self._thread
         self._server = self._thread = None
         self._stopping.set()
+        self._gate.set()
         if server is not None:
             server.shutdown()
             server.server_close()
@@ -331,6 +334,14 @@ class WebhookServer:
         """Wait this long before answering (the request is recorded first)."""
         with self._lock:
             self._script.delay = seconds
+
+    def hold(self) -> None:
+        """Keep every answer back until `release()` (requests are recorded first; at most
+        30 s, and `stop()` releases them)."""
+        self._gate.clear()
+
+    def release(self) -> None:
+        self._gate.set()
 
     # --- results
     @property
@@ -383,6 +394,7 @@ class WebhookServer:
             self._arrived.notify_all()
         if delay > 0:
             self._stopping.wait(delay)
+        self._gate.wait(30)
         payload = b'{"ok": true}' if status < 400 else b'{"error": "scripted failure"}'
         try:
             h.send_response(status)

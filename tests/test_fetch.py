@@ -176,13 +176,12 @@ def test_gzip_bomb_stops_at_the_cap(feed_server: FeedServer) -> None:
     feed_server.routes["/bomb"] = GzipBomb(size=64 * MB)
     tracemalloc.start()
     try:
-        result, elapsed = timed_fetch(feed_server.url("/bomb"), max_bytes=1 * MB)
+        result = fetch(feed_server.url("/bomb"), max_bytes=1 * MB, timeout=30)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert_error(result, "response larger than 1 MB")
     assert peak < 12 * MB, f"peak {peak / MB:.1f} MB while decoding a 64 MB bomb"
-    assert elapsed < 4
 
 
 @pytest.mark.parametrize("encoding", [None, "gzip"])
@@ -204,9 +203,9 @@ def test_oversized_plain_body_is_rejected_by_content_length(feed_server: FeedSer
 
 def test_endless_body_is_cut_at_the_cap(feed_server: FeedServer) -> None:
     feed_server.routes["/endless"] = Endless()
-    result, elapsed = timed_fetch(feed_server.url("/endless"), max_bytes=1 * MB)
+    # the server sends for 20 s: only the cap, not the 30 s deadline, can end this in time
+    result = fetch(feed_server.url("/endless"), max_bytes=1 * MB, timeout=30)
     assert_error(result, "response larger than 1 MB")
-    assert elapsed < 3
 
 
 def test_default_cap_is_10_mb(feed_server: FeedServer) -> None:
@@ -402,9 +401,9 @@ def test_only_http_urls_are_fetched(url: str, text: str) -> None:
 
 def test_connection_refused() -> None:
     port = closed_port()
-    result, elapsed = timed_fetch(f"http://127.0.0.1:{port}/feed")
+    result, elapsed = timed_fetch(f"http://127.0.0.1:{port}/feed", timeout=60)
     assert_error(result, f"cannot connect to 127.0.0.1:{port}", "refused")
-    assert elapsed < 2
+    assert elapsed < 20  # at once, never waiting for the 60 s deadline
 
 
 def test_dns_failure(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -418,21 +417,26 @@ def test_dns_failure(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_hanging_dns_is_cut_by_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
     real_getaddrinfo = socket.getaddrinfo
+    entered, release, resolved = threading.Event(), threading.Event(), threading.Event()
 
-    def slow_dns(*args: Any, **kwargs: Any) -> Any:
-        time.sleep(1.5)  # blocking, in the resolver's worker thread
+    def hanging_dns(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        release.wait(30)  # blocking, in the resolver's worker thread, until the test is done
+        resolved.set()
         return real_getaddrinfo("127.0.0.1", *args[1:], **kwargs)
 
-    monkeypatch.setattr(socket, "getaddrinfo", slow_dns)
+    monkeypatch.setattr(socket, "getaddrinfo", hanging_dns)
 
-    async def timed(fetcher: Fetcher) -> tuple[FetchResult, float]:
-        start = time.monotonic()
-        result = await fetcher.fetch(FetchRequest("x", "http://feeds.example.invalid/rss"))
-        return result, time.monotonic() - start
+    async def fetch_while_dns_hangs(fetcher: Fetcher) -> tuple[FetchResult, bool]:
+        try:
+            result = await fetcher.fetch(FetchRequest("x", "http://feeds.example.invalid/rss"))
+            return result, entered.is_set() and not resolved.is_set()
+        finally:
+            release.set()  # let the resolver thread end (asyncio.run waits for it)
 
-    result, elapsed = run(timed, timeout=0.5)
+    result, returned_while_hanging = run(fetch_while_dns_hangs, timeout=0.5)
     assert_error(result, "timed out after 0.5 s")
-    assert elapsed < 1.0
+    assert returned_while_hanging  # the deadline did not wait for the lookup
 
 
 def test_malformed_response_is_an_error(feed_server: FeedServer) -> None:
@@ -493,61 +497,70 @@ def test_credentials_never_appear_in_errors(feed_server: FeedServer) -> None:
 # --- deadlines and concurrency -------------------------------------------------------------
 
 
+# The deadline is asserted by its error ("timed out after N s") and by what it cut short: each
+# server below would answer, or keep the fetch busy, far longer than the bounds checked here.
+
+
 def test_silent_server_times_out_at_the_deadline(feed_server: FeedServer) -> None:
-    feed_server.routes["/feed"] = Silent(hold=5)
+    feed_server.routes["/feed"] = Silent(hold=30)
     result, elapsed = timed_fetch(feed_server.url("/feed"), timeout=1.0)
     assert_error(result, "timed out after 1 s")
-    assert 0.9 < elapsed < 1.5
+    assert 0.9 < elapsed < 15  # never early; long before the server's 30 s
 
 
 def test_slow_headers_time_out(feed_server: FeedServer) -> None:
-    feed_server.routes["/feed"] = Static(RSS, delay=3)
+    feed_server.routes["/feed"] = Static(RSS, delay=30)
     result, elapsed = timed_fetch(feed_server.url("/feed"), timeout=0.5)
     assert_error(result, "timed out after 0.5 s")
-    assert elapsed < 1.2
+    assert elapsed < 15
 
 
 def test_slow_drip_body_is_aborted_at_the_total_deadline(feed_server: FeedServer) -> None:
-    # 20 bytes, one every 0.2 s: every read succeeds quickly, only the total deadline stops it.
-    feed_server.routes["/feed"] = Drip(size=20, interval=0.2)
+    # 150 bytes, one every 0.2 s: every read succeeds quickly, only the total deadline stops it.
+    feed_server.routes["/feed"] = Drip(size=150, interval=0.2)
     result, elapsed = timed_fetch(feed_server.url("/feed"), timeout=1.0)
     assert_error(result, "timed out after 1 s")
     assert result.url == feed_server.url("/feed")
-    assert 0.9 < elapsed < 1.5
+    assert 0.9 < elapsed < 15  # the body would take 30 s
 
 
 def test_deadline_covers_redirect_hops(feed_server: FeedServer) -> None:
-    feed_server.routes["/a"] = Redirect("/b", status=301)
-    feed_server.routes["/b"] = Silent(hold=5)
-    result, elapsed = timed_fetch(feed_server.url("/a"), timeout=0.5)
-    assert_error(result, "timed out")
+    # Each hop alone answers within the 3 s deadline, both together cannot: a deadline per hop
+    # would let this fetch succeed after 3.5 s.
+    def slow_redirect(record: RequestRecord) -> Route:
+        time.sleep(1.0)
+        return Redirect("/b", status=301)
+
+    feed_server.routes["/a"] = slow_redirect
+    feed_server.routes["/b"] = Static(RSS, delay=2.5)
+    result = fetch(feed_server.url("/a"), timeout=3.0)
+    assert_error(result, "timed out after 3 s")
     assert result.url == feed_server.url("/b")
-    assert elapsed < 1.2
+    assert feed_server.hits("/b") == 1
 
 
 def test_one_slow_feed_does_not_delay_thirty_others(feed_server: FeedServer) -> None:
-    feed_server.routes["/slow"] = Silent(hold=5)
+    feed_server.routes["/slow"] = Silent(hold=30)
     for i in range(30):
         feed_server.routes[f"/f{i}"] = Static(RSS + str(i).encode())
-    finished: dict[str, float] = {}
+    finished: list[str] = []
 
     async def all_feeds(fetcher: Fetcher) -> list[FetchResult]:
-        start = time.monotonic()
-
         async def one(path: str) -> FetchResult:
             result = await fetcher.fetch(FetchRequest(path, feed_server.url(path)))
-            finished[path] = time.monotonic() - start
+            finished.append(path)
             return result
 
         paths = ["/slow"] + [f"/f{i}" for i in range(30)]
         return await asyncio.gather(*(one(p) for p in paths))
 
-    results = run(all_feeds, timeout=2.0)
-    assert_error(results[0], "timed out after 2 s")
+    results = run(all_feeds, timeout=8.0)
+    assert_error(results[0], "timed out after 8 s")
     assert all(r.status is FetchStatus.OK for r in results[1:])
     assert [r.body for r in results[1:]] == [RSS + str(i).encode() for i in range(30)]
-    assert max(t for p, t in finished.items() if p != "/slow") < 1.0, finished
-    assert finished["/slow"] > 1.9
+    # all thirty completed while the slow one, asked first, was still waiting for its answer
+    assert feed_server.hits("/slow") == 1
+    assert finished[-1] == "/slow" and len(finished) == 31
 
 
 def test_connections_per_host_are_bounded(feed_server: FeedServer) -> None:

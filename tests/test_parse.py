@@ -21,6 +21,10 @@ from monitor.types import Item, ParsedFeed
 FIXTURES = Path(__file__).parent / "fixtures" / "feeds"
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "feeds-corpus"
 URL = "https://news.example.org/feeds/main.xml"
+# Hostile inputs parse in milliseconds here; the blow-ups they guard against took seconds to
+# minutes. The bound is generous on purpose (a loaded 2-core CI machine): it catches the
+# blow-up, not slowness. Speed itself is measured in benchmarks/.
+BLOW_UP = 10.0
 
 
 def parse(name: str, headers: dict[str, str] | None = None) -> ParsedFeed:
@@ -365,7 +369,7 @@ def test_body_naming_a_local_file_is_not_read(tmp_path: Path) -> None:
 def test_billion_laughs_expands_nothing(name: str) -> None:
     start = time.perf_counter()
     feed = parse(name)
-    assert time.perf_counter() - start < 2
+    assert time.perf_counter() - start < BLOW_UP
     assert feed.items[0].key == "laugh-1"
     assert feed.items[0].title == "Boom &lol10;"  # left literal, never expanded
     for item in feed.items:
@@ -451,7 +455,7 @@ def test_attribute_bomb_is_trimmed() -> None:
     body = b'<rss version="2.0"><channel><item ' + attributes + b"><guid>b1</guid></item>"
     start = time.perf_counter()
     feed = parse_feed(body + b"</channel></rss>", {}, URL)
-    assert time.perf_counter() - start < 2
+    assert time.perf_counter() - start < BLOW_UP
     assert [i.key for i in feed.items] == ["b1"]
 
 
@@ -505,7 +509,7 @@ def test_html_to_text_is_linear_on_unterminated_markup(unit: str) -> None:
     # html.parser rescans the rest for every unterminated tag: 24 KB of "<a " took 7 s there
     start = time.perf_counter()
     html_to_text(unit * 100_000)
-    assert time.perf_counter() - start < 1.5
+    assert time.perf_counter() - start < BLOW_UP
 
 
 def test_text_is_capped() -> None:
@@ -528,6 +532,21 @@ CORPUS_COUNT_EXCEPTIONS = {
     "danmactough__node-feedparser/illegally-nested.xml": 10,  # 10 empty entries from nesting
     "miniflux__v2/no_encoding_ISO-8859-1.xml": 9,  # one empty <item>
     "php-feed-io__feed-io/feed.json": 1,  # 4 items with one id, title and text
+}
+
+# Documents parse_feed rejects (FeedError), with the start of the error. None at present:
+# every real-world document yields its entries; a new failure must be listed here, with why.
+CORPUS_FAILURES: dict[str, str] = {}
+
+# Documents that are not well-formed XML: parsed leniently (entries kept), with this problem.
+CORPUS_NOT_WELL_FORMED = {
+    "feedjira__feedjira/PaulDixExplainsNothingWFW.xml": "unbound prefix",
+    "kagisearch__fastfeedparser/osm-pl.xml": "unclosed CDATA section",
+    "nicolus__picoFeed/lincoln_loop.xml": "not well-formed (invalid token)",
+    "nicolus__picoFeed/next_inpact_full.xml": "reference to invalid character number",
+    "rometools__rome/test3.xml": "syntax error",
+    "spacecowboy__Feeder/rss_myanimelist.xml": "undefined entity",
+    "spacecowboy__Feeder/rss_theguardian.xml": "not well-formed (invalid token)",
 }
 
 
@@ -563,13 +582,14 @@ def manifest_counts() -> dict[str, int]:
 
 @pytest.mark.parametrize("path", _corpus_files())
 def test_corpus(path: Path, manifest_counts: dict[str, int]) -> None:
+    rel = path.relative_to(CORPUS).as_posix()
     body = path.read_bytes()
-    start = time.perf_counter()
-    try:
-        feed = parse_feed(body, {}, "https://corpus.example.org/feed")
-    except FeedError:
-        return  # allowed; tallied in the report (none in the current corpus)
-    assert time.perf_counter() - start < 2 + 4 * len(body) / 1e6
+    if rel in CORPUS_FAILURES:
+        with pytest.raises(FeedError) as error:
+            parse_feed(body, {}, "https://corpus.example.org/feed")
+        assert str(error.value).startswith(CORPUS_FAILURES[rel])
+        return
+    feed = parse_feed(body, {}, "https://corpus.example.org/feed")  # any FeedError fails
     keys = [i.key for i in feed.items]
     assert all(keys) and len(keys) == len(set(keys))
     for item in feed.items:
@@ -578,7 +598,19 @@ def test_corpus(path: Path, manifest_counts: dict[str, int]) -> None:
         assert len(item.text) <= MAX_TEXT
         assert item.link is None or item.link.startswith(("http://", "https://"))
         assert item.published is None or item.published.tzinfo is UTC
-    rel = path.relative_to(CORPUS).as_posix()
+    if rel in CORPUS_NOT_WELL_FORMED:
+        assert feed.problem is not None
+        assert feed.problem.startswith(f"not well-formed XML: {CORPUS_NOT_WELL_FORMED[rel]}")
+    else:
+        assert feed.problem is None
     expected = CORPUS_COUNT_EXCEPTIONS.get(rel, manifest_counts.get(rel))
-    if expected is not None:
-        assert len(feed.items) == expected
+    assert expected is not None, f"no entry count for {rel} in {CORPUS / 'MANIFEST.md'}"
+    assert expected > 0
+    assert len(feed.items) == expected
+
+
+def test_corpus_lists_name_existing_documents() -> None:
+    if not CORPUS.is_dir():
+        pytest.skip(f"no feed corpus at {CORPUS}")
+    listed = set(CORPUS_COUNT_EXCEPTIONS) | set(CORPUS_FAILURES) | set(CORPUS_NOT_WELL_FORMED)
+    assert {rel for rel in listed if not (CORPUS / rel).is_file()} == set()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -75,11 +74,25 @@ def test_a_hostile_feed_fails_alone(
     try:
         outcomes = {o.feed: o for o in run_pass(monitor)}  # type: ignore[attr-defined]
         assert outcomes["good"].new_items == 1
+        # each broken document fails its own feed, with the parser's error, and stores nothing
+        errors = {
+            "bad": "parsing failed: ValueError: chr() arg not in range(0x110000)",
+            "worse": "parsing failed: UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff",
+        }
+        for name, error in errors.items():
+            outcome = outcomes[name]
+            assert (outcome.status, outcome.new_items, outcome.alerts) == ("error", 0, 0)
+            assert outcome.error is not None and outcome.error.startswith(error)
+            state = store.feed_state(name)
+            assert state.last_error == outcome.error and state.consecutive_failures == 1
+            assert state.last_success_at is None and state.items_seen == 0
+        assert [i.title for i in store.items()] == ["Neues aus Kursk g1"]
         report = asyncio.run(monitor.deliver())
     finally:
         monitor.close()
         store.close()
     assert report.sent == 1 and len(hook.wait_for(1)) == 1
+    assert "g1" in str(hook.requests[0].json)
 
 
 def test_a_slow_channel_does_not_delay_another(
@@ -87,9 +100,10 @@ def test_a_slow_channel_does_not_delay_another(
 ) -> None:
     srv, slow, fast = servers
     srv.routes["/f"] = Static(rss("a", "b", "c"))
-    slow.set_delay(1.5)
+    slow.hold()  # the slow channel answers nothing until the fast one has all three
     channels = [
-        ChannelConfig("slow", (slow.apprise_url(),)),
+        # rto: Apprise's read timeout (4 s by default) must outlast the hold
+        ChannelConfig("slow", (slow.apprise_url() + "?rto=60",)),
         ChannelConfig("fast", (fast.apprise_url(),)),
     ]
     config = make_config(tmp_path, [FeedConfig("f", srv.url("/f"), timedelta(minutes=5))], channels)
@@ -97,20 +111,23 @@ def test_a_slow_channel_does_not_delay_another(
     monitor = Monitor(config, store)
     try:
         run_pass(monitor)
-        started = time.monotonic()
 
-        async def deliver() -> float:
+        async def deliver() -> int:
             task = asyncio.ensure_future(monitor.deliver())
-            await asyncio.to_thread(fast.wait_for, 3, 10)
-            arrived = time.monotonic() - started
-            await task
-            return arrived
+            try:
+                await asyncio.to_thread(fast.wait_for, 3, 20)
+                await asyncio.to_thread(slow.wait_for, 1, 20)
+                return len(slow.requests)  # ...whose first is still unanswered
+            finally:
+                slow.release()
+                await task
 
-        assert asyncio.run(deliver()) < 1.5  # all three, before the slow one accepted one
+        assert asyncio.run(deliver()) == 1
     finally:
+        slow.release()
         monitor.close()
         store.close()
-    assert len(slow.requests) == 3
+    assert len(slow.requests) == 3 and len(fast.requests) == 3
 
 
 def state(**values: object) -> FeedState:

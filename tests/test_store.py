@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import time
+import sqlite3
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -152,15 +153,32 @@ def test_an_alert_a_channel_keeps_refusing_does_not_block_the_others(store: Stor
 
 
 def test_reads_do_not_wait_for_a_writer(tmp_path: Path) -> None:
-    store = Store.open(f"sqlite:///{tmp_path / 'm.db'}")
+    """A reader finishes while a writer holds SQLite's write lock, and sees the last commit."""
+    path = tmp_path / "m.db"
+    store = Store.open(f"sqlite:///{path}")
     store.sync_feeds([FEED])
+    with store.transaction() as tx:
+        tx.update_feed(FEED.name, etag='"committed"')
+    seen: list[str | None] = []
+    reader = threading.Thread(target=lambda: seen.append(store.feed_state(FEED.name).etag))
     try:
-        with store.transaction():  # holds SQLite's write lock
-            started = time.monotonic()
-            assert store.feed_state(FEED.name).name == FEED.name
-            assert time.monotonic() - started < 1
+        with store.transaction() as tx:
+            tx.update_feed(FEED.name, etag='"uncommitted"')  # the write takes the lock
+            other = sqlite3.connect(path, timeout=0, isolation_level=None)
+            try:  # proof that the lock is held: a second writer cannot start
+                with pytest.raises(sqlite3.OperationalError, match="locked"):
+                    other.execute("BEGIN IMMEDIATE")
+            finally:
+                other.close()
+            reader.start()
+            # busy_timeout is 30 s: a reader that waited for the lock would still be waiting
+            reader.join(timeout=15)
+            assert not reader.is_alive(), "the read waited for the writer's transaction"
     finally:
+        if reader.ident is not None:
+            reader.join()
         store.close()
+    assert seen == ['"committed"']  # the writer's uncommitted change is not visible
 
 
 def test_matches_newest_first_with_filters(store: Store) -> None:
