@@ -31,7 +31,7 @@ from monitor.config import (
 from monitor.errors import MonitorError, UsageError, UserError
 from monitor.logs import setup_logging
 from monitor.store.repo import FeedState
-from monitor.types import Config, FeedConfig
+from monitor.types import Config, FeedConfig, PollStatus
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -89,7 +89,8 @@ def _selected_feeds(config: Config, names: Sequence[str]) -> list[FeedConfig]:
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
-    from monitor.pipeline import Monitor
+    from monitor import pipeline
+    from monitor.app import make_app
     from monitor.store.repo import Store
 
     config = _load(args)
@@ -97,25 +98,21 @@ def cmd_poll(args: argparse.Namespace) -> int:
     catch_up: bool = args.catch_up
     store = Store.open(config.settings.database)
     try:
-        monitor = Monitor(config, store)
+        app = make_app(config, store=store)
 
         async def one_pass() -> tuple[list[Any], Any]:
-            async with monitor.fetcher() as fetcher:
-                if selected is None:
-                    outcomes = await monitor.poll_all(fetcher, catch_up=catch_up)
-                else:
-                    polls = (monitor.poll_feed(f, fetcher, catch_up=catch_up) for f in selected)
-                    outcomes = list(await asyncio.gather(*polls))
+            async with app.fetcher() as fetcher:
+                outcomes = await pipeline.poll_all(app, fetcher, selected, catch_up=catch_up)
             if catch_up:  # a quiet pass: nothing is sent, not even alerts pending from before
                 return outcomes, None
-            return outcomes, await monitor.deliver(all_pending=True)
+            return outcomes, await pipeline.deliver_all(app, all_pending=True)
 
-        orphaned = monitor.orphaned_alerts()
+        orphaned = pipeline.orphaned_alerts(app)
 
         try:
             outcomes, delivery = asyncio.run(one_pass())
         finally:
-            monitor.close()
+            app.close()
         pending = sum(p for p, _ in store.outbox_counts().values()) if catch_up else 0
     finally:
         store.close()
@@ -132,7 +129,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
         for o in outcomes
     ]
     _table(["feed", "status", "items", "new", "matches", "queued", "problem"], rows, sys.stdout)
-    failed = sum(1 for o in outcomes if o.status in ("error", "gone"))
+    failed = sum(1 for o in outcomes if o.status in (PollStatus.ERROR, PollStatus.GONE))
     queued = sum(o.alerts for o in outcomes)
     if delivery is None:
         alerts = (
@@ -155,7 +152,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
         f"{sum(o.new_items for o in outcomes)} new items, "
         f"{sum(o.matches for o in outcomes)} matches; {alerts}"
     )
-    caught_up = [o for o in outcomes if o.status == "caught up"]
+    caught_up = [o for o in outcomes if o.status is PollStatus.CAUGHT_UP]
     if caught_up:
         print(
             f"  caught up: {sum(o.new_items for o in caught_up)} new items of "

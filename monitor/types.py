@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 
 # --- configuration -------------------------------------------------------------------------
@@ -176,3 +176,44 @@ class Message:
 
     title: str
     body: str
+
+
+# --- feed state and poll outcomes ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FeedState:
+    """A feed's row in the database: where to fetch it, its validators and its health."""
+
+    name: str
+    url: str
+    title: str | None
+    etag: str | None
+    last_modified: str | None
+    last_success_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    consecutive_failures: int
+    next_poll_at: datetime | None
+    retry_until: datetime | None
+    gone: bool
+    items_seen: int
+    problem: str | None = None  # what is wrong with the current document (read anyway)
+
+    @classmethod
+    def unpolled(cls, name: str, url: str) -> FeedState:
+        """A feed the database has no row for yet."""
+        return cls(name, url, None, None, None, None, None, None, 0, None, None, False, 0)
+
+
+class PollStatus(StrEnum):
+    """What one feed's poll came to (shown in `monitor poll` and the daemon log)."""
+
+    NEW = "new"  # new items stored
+    CAUGHT_UP = "caught up"  # new items stored as seen, not alerted
+    UNCHANGED = "unchanged"  # nothing new, or a 304
+    EMPTY = "empty"  # the document holds no items
+    ERROR = "error"  # fetching or parsing failed
+    GONE = "gone"  # answered 410 just now: disabled
+    DISABLED = "disabled"  # gone earlier: not fetched
+    WAITING = "waiting"  # the server's Retry-After has not passed: not fetched

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from monitor.alerts.decide import catching_up
 from monitor.cli import main
-from monitor.pipeline import catching_up
 from monitor.store.repo import FeedState
 from monitor.types import FeedConfig
 from tests.feedserver import FeedServer, Static

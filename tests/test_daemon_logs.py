@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from monitor import pipeline
+from monitor.app import make_app
 from monitor.config import load_config
 from monitor.daemon import Daemon
-from monitor.pipeline import Monitor
 from monitor.store.repo import Store
 from tests.feedserver import FeedServer, Static
 from tests.test_daemon import wait_until
@@ -43,23 +44,31 @@ channels = []
     return path
 
 
-def polls_of(caplog: pytest.LogCaptureFixture, times: int, path: Path) -> list[str]:
-    """Run the daemon's poll of the one feed `times` times; the log lines naming it."""
+def polls_of(
+    caplog: pytest.LogCaptureFixture, times: int, path: Path, *, with_poll: bool = False
+) -> list[str]:
+    """Run the daemon's poll of the one feed `times` times (`with_poll`: and a `monitor poll`
+    pass after each); the log lines naming it."""
     config = load_config(path, os.environ)
     store = Store.open(config.settings.database)
-    monitor = Monitor(config, store)
-    daemon = Daemon(monitor, lambda: config)
+    app = make_app(config, store=store)
+    daemon = Daemon(app, lambda: config)
 
     async def run() -> None:
-        async with monitor.fetcher() as fetcher:
+        async with app.fetcher() as fetcher:
+            daemon.fetcher = fetcher
             for _ in range(times):
-                await daemon._poll(config.feeds[0], fetcher)
+                # what the daemon's tick does: poll what the database says is due
+                for feed in await asyncio.to_thread(pipeline.due_feeds, app):
+                    await daemon.poll_one(feed, fetcher)
+                if with_poll:  # `monitor poll` beside it polls whatever is not gone
+                    await pipeline.poll_all(app, fetcher)
 
     try:
         with caplog.at_level(logging.INFO):
             asyncio.run(run())
     finally:
-        monitor.close()
+        app.close()
         store.close()
     return [r.getMessage() for r in caplog.records if "flaky" in r.getMessage()]
 
@@ -75,7 +84,7 @@ def test_one_log_line_per_feed_failure(tmp_path: Path, caplog: pytest.LogCapture
 def test_a_gone_feed_is_reported_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with FeedServer() as srv:
         srv.routes["/f.xml"] = Static(b"", status=410)
-        lines = polls_of(caplog, 3, write_config(tmp_path, srv.url("/f.xml")))
+        lines = polls_of(caplog, 3, write_config(tmp_path, srv.url("/f.xml")), with_poll=True)
         assert srv.hits("/f.xml") == 1
     assert len(lines) == 1, lines
     assert "410" in lines[0]

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from monitor.daemon import first_run
-from monitor.pipeline import Monitor, effective_date
-from monitor.store.repo import FeedState, Store
+from monitor import pipeline
+from monitor.alerts.decide import effective_date
+from monitor.app import App, make_app
+from monitor.store.repo import Store
 from monitor.types import ChannelConfig, Config, FeedConfig, RuleConfig, Settings
 from tests.feedserver import FeedServer, Static
 from tests.servers import WebhookServer
@@ -46,10 +47,10 @@ def servers() -> Iterator[tuple[FeedServer, WebhookServer, WebhookServer]]:
         yield srv, slow, fast
 
 
-def run_pass(monitor: Monitor) -> list[object]:
+def run_pass(app: App) -> list[object]:
     async def one() -> list[object]:
-        async with monitor.fetcher() as fetcher:
-            return list(await monitor.poll_all(fetcher))
+        async with app.fetcher() as fetcher:
+            return list(await pipeline.poll_all(app, fetcher))
 
     return asyncio.run(one())
 
@@ -70,9 +71,9 @@ def test_a_hostile_feed_fails_alone(
     ]
     config = make_config(tmp_path, feeds, [ChannelConfig("hook", (hook.apprise_url(),))])
     store = Store.open(config.settings.database)
-    monitor = Monitor(config, store)
+    app = make_app(config, store=store)
     try:
-        outcomes = {o.feed: o for o in run_pass(monitor)}  # type: ignore[attr-defined]
+        outcomes = {o.feed: o for o in run_pass(app)}  # type: ignore[attr-defined]
         assert outcomes["good"].new_items == 1
         # each broken document fails its own feed, with the parser's error, and stores nothing
         errors = {
@@ -87,9 +88,9 @@ def test_a_hostile_feed_fails_alone(
             assert state.last_error == outcome.error and state.consecutive_failures == 1
             assert state.last_success_at is None and state.items_seen == 0
         assert [i.title for i in store.items()] == ["Neues aus Kursk g1"]
-        report = asyncio.run(monitor.deliver())
+        report = asyncio.run(pipeline.deliver_all(app))
     finally:
-        monitor.close()
+        app.close()
         store.close()
     assert report.sent == 1 and len(hook.wait_for(1)) == 1
     assert "g1" in str(hook.requests[0].json)
@@ -108,12 +109,12 @@ def test_a_slow_channel_does_not_delay_another(
     ]
     config = make_config(tmp_path, [FeedConfig("f", srv.url("/f"), timedelta(minutes=5))], channels)
     store = Store.open(config.settings.database)
-    monitor = Monitor(config, store)
+    app = make_app(config, store=store)
     try:
-        run_pass(monitor)
+        run_pass(app)
 
         async def deliver() -> int:
-            task = asyncio.ensure_future(monitor.deliver())
+            task = asyncio.ensure_future(pipeline.deliver_all(app))
             try:
                 await asyncio.to_thread(fast.wait_for, 3, 20)
                 await asyncio.to_thread(slow.wait_for, 1, 20)
@@ -125,36 +126,9 @@ def test_a_slow_channel_does_not_delay_another(
         assert asyncio.run(deliver()) == 1
     finally:
         slow.release()
-        monitor.close()
+        app.close()
         store.close()
     assert len(slow.requests) == 3 and len(fast.requests) == 3
-
-
-def state(**values: object) -> FeedState:
-    base: dict[str, object] = {
-        "name": "f", "url": "http://x/", "title": None, "etag": None, "last_modified": None,
-        "last_success_at": None, "last_error": None, "last_error_at": None,
-        "consecutive_failures": 0, "next_poll_at": None, "retry_until": None, "gone": False,
-        "items_seen": 0,
-    }  # fmt: skip
-    return FeedState(**(base | values))  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    ("values", "expected"),
-    [
-        ({}, NOW),  # a healthy feed: at its place in the start-up spread
-        ({"next_poll_at": NOW + timedelta(hours=1)}, NOW),  # healthy: polled at start anyway
-        (
-            {"consecutive_failures": 2, "next_poll_at": NOW + timedelta(hours=1)},
-            NOW + timedelta(hours=1),
-        ),  # backing off
-        ({"retry_until": NOW + timedelta(hours=2)}, NOW + timedelta(hours=2)),  # Retry-After
-    ],
-)
-def test_first_run_after_a_restart(values: dict[str, object], expected: datetime) -> None:
-    assert first_run(state(**values), NOW) == expected
-    assert first_run(None, NOW) == NOW
 
 
 @pytest.mark.parametrize(

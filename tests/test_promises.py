@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from monitor import pipeline
+from monitor.app import make_app
 from monitor.cli import main
 from monitor.config import load_config
 from monitor.daemon import Daemon
-from monitor.pipeline import Monitor
 from monitor.store.repo import Store
 from tests.feedserver import FeedServer, Redirect, Static
 from tests.servers import WebhookServer
@@ -150,13 +151,13 @@ def test_the_daemon_retries_a_failed_alert_after_its_backoff(tmp_path: Path) -> 
         )
         config = load_config(path, os.environ)
         store = Store.open(config.settings.database)
-        monitor = Monitor(config, store, clock=clock)
-        daemon = Daemon(monitor, lambda: config)
+        app = make_app(config, store=store, clock=clock)
+        daemon = Daemon(app, lambda: config)
         hook.fail_next(1)
 
         async def scenario() -> None:
-            async with monitor.fetcher() as fetcher:
-                outcome = await monitor.poll_feed(config.feeds[0], fetcher)
+            async with app.fetcher() as fetcher:
+                outcome = await pipeline.poll_feed(app, config.feeds[0], fetcher)
             assert outcome.alerts == 1
             daemon.wake["hook"] = asyncio.Event()
             sender = asyncio.create_task(daemon.sender("hook"))
@@ -176,7 +177,7 @@ def test_the_daemon_retries_a_failed_alert_after_its_backoff(tmp_path: Path) -> 
         try:
             asyncio.run(scenario())
         finally:
-            monitor.close()
+            app.close()
             store.close()
         assert len(hook.requests) == 2  # delivered once, never again
         assert store.outbox_counts()["hook"] == (0, 1)

@@ -9,13 +9,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
+from monitor.alerts.decide import Fetched, Gone, QueuedAlert
 from monitor.store.models import Base
-from monitor.store.repo import Store
-from monitor.types import FeedConfig, Item, Match, Message
+from monitor.store.repo import MIGRATIONS, Store, make_engine
+from monitor.types import AlertContent, FeedConfig, Item, Match, Message
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 FEED = FeedConfig(name="tagesschau", url="http://127.0.0.1:9/feed", interval=timedelta(minutes=5))
@@ -41,6 +44,15 @@ def store(database_url: str) -> Iterator[Store]:
     s.close()
 
 
+def fetched(etag: str, moved_to: str | None = None) -> Fetched:
+    return Fetched(NOW, NOW, etag=etag, last_modified=None, moved_to=moved_to, document=None)
+
+
+def alert(channel: str, alert_id: str) -> QueuedAlert:
+    content = AlertContent("t", None, FEED.name, None, (Match("nk", ("K",), "s"),), alert_id)
+    return QueuedAlert(channel, content)
+
+
 def test_migrations_create_exactly_the_models(store: Store) -> None:
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
@@ -51,7 +63,7 @@ def test_opening_twice_is_a_no_op_migration(database_url: str) -> None:
     Store.open(database_url).close()
     s = Store.open(database_url)
     with s.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
     s.close()
 
 
@@ -79,7 +91,7 @@ def test_insert_or_ignore_finds_new_items(store: Store) -> None:
 def test_a_failed_transaction_leaves_nothing_behind(store: Store) -> None:
     with pytest.raises(RuntimeError), store.transaction() as tx:
         tx.insert_items(tx.feed_id(FEED.name), [item("a")], NOW)
-        tx.update_feed(FEED.name, etag='"v2"')
+        tx.apply(FEED.name, fetched('"v2"'))
         raise RuntimeError("crash between insert and commit")
     assert store.seen_keys(FEED.name, ["a"]) == set()
     assert store.feed_state(FEED.name).etag is None
@@ -101,8 +113,8 @@ def test_outbox_claim_deliver_and_retry(store: Store) -> None:
     with store.transaction() as tx:
         iid = tx.insert_items(tx.feed_id(FEED.name), [item("a")], NOW)["a"]
         tx.insert_match(iid, Match("nk", ("Kursk",), "… Kursk …"), NOW, alerted=True)
-        tx.enqueue(iid, "desk", "nm-1", Message("t", "b"), NOW)
-        tx.enqueue(iid, "osint", "nm-2", Message("t", "b"), NOW)
+        tx.enqueue(iid, alert("desk", "nm-1"), NOW)
+        tx.enqueue(iid, alert("osint", "nm-2"), NOW)
     lease = timedelta(minutes=5)
     desk = store.claim_next_alert("desk", NOW, lease)
     osint = store.claim_next_alert("osint", NOW, lease)
@@ -128,7 +140,7 @@ def test_outbox_claim_deliver_and_retry(store: Store) -> None:
 def test_a_sender_that_lost_its_lease_cannot_mark_the_alert(store: Store) -> None:
     with store.transaction() as tx:
         iid = tx.insert_items(tx.feed_id(FEED.name), [item("a")], NOW)["a"]
-        tx.enqueue(iid, "desk", "nm-1", Message("t", "b"), NOW)
+        tx.enqueue(iid, alert("desk", "nm-1"), NOW)
     lease = timedelta(minutes=5)
     slow = store.claim_next_alert("desk", NOW, lease)
     assert slow is not None
@@ -142,8 +154,8 @@ def test_a_sender_that_lost_its_lease_cannot_mark_the_alert(store: Store) -> Non
 def test_an_alert_a_channel_keeps_refusing_does_not_block_the_others(store: Store) -> None:
     with store.transaction() as tx:
         ids = tx.insert_items(tx.feed_id(FEED.name), [item("a"), item("b")], NOW)
-        tx.enqueue(ids["a"], "desk", "nm-a", Message("a", "a"), NOW)
-        tx.enqueue(ids["b"], "desk", "nm-b", Message("b", "b"), NOW)
+        tx.enqueue(ids["a"], alert("desk", "nm-a"), NOW)
+        tx.enqueue(ids["b"], alert("desk", "nm-b"), NOW)
     lease = timedelta(minutes=5)
     first = store.claim_next_alert("desk", NOW, lease, all_pending=True)
     assert first is not None and first.alert_id == "nm-a"
@@ -158,12 +170,12 @@ def test_reads_do_not_wait_for_a_writer(tmp_path: Path) -> None:
     store = Store.open(f"sqlite:///{path}")
     store.sync_feeds([FEED])
     with store.transaction() as tx:
-        tx.update_feed(FEED.name, etag='"committed"')
+        tx.apply(FEED.name, fetched('"committed"'))
     seen: list[str | None] = []
     reader = threading.Thread(target=lambda: seen.append(store.feed_state(FEED.name).etag))
     try:
         with store.transaction() as tx:
-            tx.update_feed(FEED.name, etag='"uncommitted"')  # the write takes the lock
+            tx.apply(FEED.name, fetched('"uncommitted"'))  # the write takes the lock
             other = sqlite3.connect(path, timeout=0, isolation_level=None)
             try:  # proof that the lock is held: a second writer cannot start
                 with pytest.raises(sqlite3.OperationalError, match="locked"):
@@ -200,10 +212,51 @@ def test_matches_newest_first_with_filters(store: Store) -> None:
 
 def test_changed_feed_url_resets_http_state(store: Store) -> None:
     with store.transaction() as tx:
-        tx.update_feed(FEED.name, etag='"1"', url="http://127.0.0.1:9/moved", gone=True)
+        tx.apply(FEED.name, fetched('"1"', moved_to="http://127.0.0.1:9/moved"))
+        tx.apply(FEED.name, Gone(NOW, "410 Gone"))
     store.sync_feeds([FEED])  # same config URL: the permanent redirect and state stay
     assert store.feed_state(FEED.name).url == "http://127.0.0.1:9/moved"
     moved = FeedConfig(FEED.name, "http://127.0.0.1:9/new", FEED.interval)
     store.sync_feeds([moved])
     state = store.feed_state(FEED.name)
     assert (state.url, state.etag, state.gone) == ("http://127.0.0.1:9/new", None, False)
+
+
+def test_outbox_rows_queued_before_0003_keep_their_text(database_url: str) -> None:
+    """Revision 0003 moves rendered rows into `content` as version 0: sent exactly as they
+    were rendered."""
+    engine = make_engine(database_url)
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "0002")
+        connection.execute(
+            text(
+                "INSERT INTO feeds (name, config_url, url, consecutive_failures, gone, "
+                "items_seen) VALUES ('news', 'http://x/', 'http://x/', 0, false, 0)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO items (feed_id, key, title, text, first_seen_at) "
+                "SELECT id, 'a', 'T', 'x', :now FROM feeds"
+            ),
+            {"now": NOW},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO outbox (item_id, channel, alert_id, title, body, created_at, "
+                "attempts, next_attempt_at) SELECT id, 'desk', 'nm-old', 'Old title', "
+                ":body, :now, 0, :now FROM items"
+            ),
+            {"now": NOW, "body": "Title: Old\nalert-id: nm-old"},
+        )
+    engine.dispose()
+    store = Store.open(database_url)
+    try:
+        pending = store.claim_next_alert("desk", NOW, timedelta(minutes=5))
+        assert pending is not None
+        assert pending.content == Message("Old title", "Title: Old\nalert-id: nm-old")
+    finally:
+        store.close()

@@ -13,8 +13,11 @@ for a deterministic result; otherwise `random.random()` is used.
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import datetime, timedelta
+
+from monitor.types import AlertContent, Match, Message
 
 BASE_DELAY = timedelta(seconds=30)
 MAX_DELAY = timedelta(hours=1)
@@ -39,3 +42,53 @@ def next_attempt(
 ) -> datetime:
     """When a row that has failed `attempts` times is due again."""
     return now + retry_delay(attempts, jitter=jitter, sample=sample)
+
+
+# --- what an outbox row holds ---------------------------------------------------------------
+#
+# The alert's content, not its text: rendered per channel when it is sent, so formats can differ
+# by channel and change without touching queued rows. Version 1 is an AlertContent; version 0
+# is a message rendered before the content was stored (rows migrated by revision 0003).
+
+CONTENT_VERSION = 1
+
+
+def content_to_json(content: AlertContent) -> str:
+    """The outbox form of an alert's content (a JSON object, stable key order)."""
+    return json.dumps(
+        {
+            "v": CONTENT_VERSION,
+            "title": content.title,
+            "link": content.link,
+            "feed": content.feed,
+            "published": content.published.isoformat() if content.published else None,
+            "matches": [
+                {"rule": m.rule, "terms": list(m.terms), "snippet": m.snippet}
+                for m in content.matches
+            ],
+            "alert_id": content.alert_id,
+            "item_id": content.item_id,
+        },
+        ensure_ascii=False,
+        sort_keys=True,
+    )
+
+
+def content_from_json(text: str) -> AlertContent | Message:
+    """An outbox row's content; a Message for rows rendered before contents were stored."""
+    data = json.loads(text)
+    if data.get("v") == 0:
+        return Message(title=data["title"], body=data["body"])
+    published = data["published"]
+    return AlertContent(
+        title=data["title"],
+        link=data["link"],
+        feed=data["feed"],
+        published=datetime.fromisoformat(published) if published else None,
+        matches=tuple(
+            Match(rule=m["rule"], terms=tuple(m["terms"]), snippet=m["snippet"])
+            for m in data["matches"]
+        ),
+        alert_id=data["alert_id"],
+        item_id=data.get("item_id", ""),
+    )

@@ -11,6 +11,10 @@ Policy:
   cannot silence a feed for months;
 - `jitter` lengthens a delay by a random share so feeds that failed together do not all come
   back in the same second. It only ever lengthens, so it never undercuts a Retry-After.
+
+The database decides what is due: each feed row holds `next_poll_at`, written after every poll
+by `after_success` / `after_failure` (410 Gone: never again), and `may_poll` is the one answer
+to "may this feed be fetched now?" for both `monitor poll` and the daemon's tick.
 """
 
 from __future__ import annotations
@@ -19,10 +23,15 @@ import random
 import re
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from enum import StrEnum
+
+from monitor.types import FeedState
 
 MAX_BACKOFF = timedelta(hours=24)
 MAX_RETRY_AFTER = timedelta(days=7)
-DEFAULT_JITTER = 0.1  # up to +10 %
+DEFAULT_JITTER = 0.1  # up to +10 % after a failure
+SUCCESS_JITTER = 0.05  # up to +5 % (at most MAX_SUCCESS_JITTER) after a success
+MAX_SUCCESS_JITTER = timedelta(seconds=60)
 
 _DELTA_SECONDS = re.compile(r"[0-9]+")
 
@@ -196,3 +205,59 @@ def _seconds(text: str) -> int | None:
     if not _DELTA_SECONDS.fullmatch(text):
         return None
     return min(int(text), _MAX_HINT_SECONDS)
+
+
+# --- the due decision ----------------------------------------------------------------------
+
+
+class Permission(StrEnum):
+    """Whether a feed may be fetched now, and if not, why."""
+
+    DUE = "due"
+    NOT_YET = "not yet"  # healthy; its interval has not passed
+    BACKING_OFF = "backing off"  # failing; its backoff has not passed
+    WAITING = "waiting"  # the server's Retry-After has not passed
+    GONE = "gone"  # answered 410: never polled again
+
+
+def may_poll(state: FeedState, now: datetime, *, forced: bool = False) -> Permission:
+    """May this feed be fetched now? `forced` (`monitor poll`, a feed changed by a reload)
+    skips the interval and the backoff, never a server's Retry-After nor a 410."""
+    if state.gone:
+        return Permission.GONE
+    if state.retry_until is not None and state.retry_until > now:
+        return Permission.WAITING
+    if forced or state.next_poll_at is None or state.next_poll_at <= now:
+        return Permission.DUE
+    return Permission.BACKING_OFF if state.consecutive_failures else Permission.NOT_YET
+
+
+def after_success(now: datetime, interval: timedelta, fraction: float) -> datetime:
+    """`next_poll_at` after a 200 or 304: the interval, lengthened by a little jitter so feeds
+    polled together drift apart. `fraction` in [0, 1] is the random draw."""
+    extra = min(stretch(interval, fraction, SUCCESS_JITTER) - interval, MAX_SUCCESS_JITTER)
+    return now + interval + extra
+
+
+def after_failure(
+    now: datetime,
+    interval: timedelta,
+    consecutive_failures: int,
+    retry_after: timedelta | None,
+    fraction: float,
+) -> datetime:
+    """`next_poll_at` after a failed poll: backoff, Retry-After as a floor, then jitter (which
+    only lengthens), so feeds of one host that failed together do not retry together."""
+    delay = next_poll(now, interval, consecutive_failures, retry_after) - now
+    return now + stretch(delay, fraction)
+
+
+def start_times(states: list[FeedState], now: datetime, spread: timedelta) -> dict[str, datetime]:
+    """At daemon start: every feed that may be polled now gets a time within `spread`, in
+    order, so a restart polls everything soon without a burst. A feed backing off or waiting
+    for its server keeps its time; a gone feed gets none."""
+    ready = [s for s in states if may_poll(s, now, forced=True) is Permission.DUE]
+    ready = [
+        s for s in ready if not (s.consecutive_failures and s.next_poll_at and s.next_poll_at > now)
+    ]
+    return {s.name: now + spread * (i / max(1, len(ready))) for i, s in enumerate(ready)}

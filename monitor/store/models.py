@@ -134,8 +134,7 @@ class OutboxRow(Base):
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id"))
     channel: Mapped[str] = mapped_column(String(200))
     alert_id: Mapped[str] = mapped_column(String(100))
-    title: Mapped[str] = mapped_column(Text)
-    body: Mapped[str] = mapped_column(Text)
+    content: Mapped[str] = mapped_column(Text)  # JSON: alerts.outbox.content_to_json
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)  # backoff after a failure

@@ -15,7 +15,7 @@ import getpass
 import json
 import logging
 import os
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,9 +31,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from monitor.alerts.decide import Failed, Fetched, Gone, PollPlan, QueuedAlert
+from monitor.alerts.outbox import content_from_json, content_to_json
 from monitor.errors import DatabaseSetupError, StorageError
 from monitor.store.models import FeedRow, ItemRow, MatchRow, OutboxRow, RuleLinkRow
-from monitor.types import FeedConfig, Item, Match, Message
+from monitor.types import AlertContent, FeedConfig, FeedState, Item, Match, Message
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
@@ -42,26 +44,12 @@ DAEMON_LOCK = 0x6E6D6F6E  # PostgreSQL advisory lock key of `monitor run` ("nmon
 
 
 @dataclass(frozen=True, slots=True)
-class FeedState:
-    name: str
-    url: str
-    title: str | None
-    etag: str | None
-    last_modified: str | None
-    last_success_at: datetime | None
-    last_error: str | None
-    last_error_at: datetime | None
-    consecutive_failures: int
-    next_poll_at: datetime | None
-    retry_until: datetime | None
-    gone: bool
-    items_seen: int
-    problem: str | None = None  # what is wrong with the current document (read anyway)
+class Recorded:
+    """What `record_poll` wrote: items really inserted, their matches, outbox rows."""
 
-    @classmethod
-    def unpolled(cls, name: str, url: str) -> FeedState:
-        """A feed the database has no row for yet."""
-        return cls(name, url, None, None, None, None, None, None, 0, None, None, False, 0)
+    new_items: int = 0
+    matches: int = 0
+    alerts: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +57,7 @@ class PendingAlert:
     id: int
     channel: str
     alert_id: str
-    message: Message
+    content: AlertContent | Message  # a Message for rows rendered before 0003
     attempts: int
     lease: datetime  # our hold on the row: the token for mark_delivered / mark_failed
 
@@ -361,6 +349,73 @@ class Store:
                 seen.update(session.scalars(stmt))
         return seen
 
+    def due_feeds(self, now: datetime, names: Collection[str]) -> list[FeedState]:
+        """The states of those of the feeds `names` that are due, most overdue first: not
+        gone, and next_poll_at unset or passed (the caller still asks `schedule.may_poll`,
+        which also weighs Retry-After)."""
+        wanted = set(names)
+        stmt = (
+            select(FeedRow)
+            .where(
+                FeedRow.gone.is_(False),
+                or_(FeedRow.next_poll_at.is_(None), FeedRow.next_poll_at <= now),
+            )
+            .order_by(FeedRow.next_poll_at.is_not(None), FeedRow.next_poll_at, FeedRow.id)
+        )
+        with self._read() as session:
+            return [_feed_state(r) for r in session.scalars(stmt) if r.name in wanted]
+
+    def set_next_polls(self, times: Mapping[str, datetime]) -> None:
+        """Move feeds' next poll times (the daemon's start-up spread, a reload's changes)."""
+        if not times:
+            return
+        with self.transaction() as tx:
+            for name, when in times.items():
+                tx.session.execute(
+                    update(FeedRow).where(FeedRow.name == name).values(next_poll_at=when)
+                )
+
+    def record_poll(self, plan: PollPlan) -> Recorded:
+        """Write one poll's plan in one transaction: the feed row, the new items, their
+        matches and the outbox rows of the alerts, or nothing at all.
+
+        The one decision made here is the database's: whether this item is the first to
+        alert a rule for its article (`claim_link`); `ItemPlan.settle` does the rest.
+        """
+        try:
+            with self.transaction() as tx:
+                tx.apply(plan.feed, plan.update)
+                if not plan.items:
+                    return Recorded()
+                feed_id = tx.feed_id(plan.feed)
+                now = plan.update.at
+                # insert-or-ignore: an item another poller stored meanwhile gets no id here
+                ids = tx.insert_items(feed_id, [p.item for p in plan.items], now)
+                matches = alerts = 0
+                for item_plan in plan.items:
+                    item_id = ids.get(item_plan.item.key)
+                    if item_id is None:
+                        continue
+                    won = {
+                        p.match.rule
+                        for p in item_plan.matches
+                        if p.wants_alert
+                        and tx.claim_link(p.match.rule, item_plan.link_key, item_id)
+                    }
+                    stored, queued = item_plan.settle(won)
+                    for match, alerted in stored:
+                        tx.insert_match(item_id, match, now, alerted=alerted)
+                    for alert in queued:
+                        tx.enqueue(item_id, alert, now)
+                    matches += len(stored)
+                    alerts += len(queued)
+                tx.add_items_seen(plan.feed, len(ids))
+                return Recorded(new_items=len(ids), matches=matches, alerts=alerts)
+        except SQLAlchemyError as exc:
+            raise StorageError(
+                f"cannot record the poll of feed {plan.feed}: {_reason(exc)}"
+            ) from exc
+
     # --- outbox --------------------------------------------------------------------------
 
     def claim_next_alert(
@@ -410,7 +465,7 @@ class Store:
                         id=row.id,
                         channel=row.channel,
                         alert_id=row.alert_id,
-                        message=Message(title=row.title, body=row.body),
+                        content=content_from_json(row.content),
                         attempts=row.attempts,
                         lease=until,
                     )
@@ -592,24 +647,46 @@ class Tx:
             )
         )
 
-    def enqueue(
-        self, item_id: int, channel: str, alert_id: str, message: Message, now: datetime
-    ) -> None:
+    def enqueue(self, item_id: int, alert: QueuedAlert, now: datetime) -> None:
         self.session.add(
             OutboxRow(
                 item_id=item_id,
-                channel=channel,
-                alert_id=alert_id,
-                title=message.title,
-                body=message.body,
+                channel=alert.channel,
+                alert_id=alert.content.alert_id,
+                content=content_to_json(alert.content),
                 created_at=now,
                 attempts=0,
                 next_attempt_at=now,
             )
         )
 
-    def update_feed(self, name: str, **values: Any) -> None:
-        self.session.execute(update(FeedRow).where(FeedRow.name == name).values(**values))
+    def apply(self, feed: str, update_: Fetched | Failed | Gone) -> None:
+        """The feed row after a poll."""
+        row = self.session.scalars(select(FeedRow).where(FeedRow.name == feed)).one()
+        if isinstance(update_, Fetched):
+            row.last_success_at = update_.at
+            row.consecutive_failures = 0
+            row.last_error = None
+            row.retry_until = None
+            row.next_poll_at = update_.next_poll_at
+            row.etag = update_.etag
+            row.last_modified = update_.last_modified
+            if update_.moved_to:
+                row.url = update_.moved_to
+            if update_.document is not None:  # a 304 keeps what the document said
+                row.title = update_.document.title
+                row.problem = update_.document.problem
+        elif isinstance(update_, Failed):
+            row.consecutive_failures = update_.consecutive_failures
+            row.last_error = update_.error
+            row.last_error_at = update_.at
+            row.next_poll_at = update_.next_poll_at
+            row.retry_until = update_.retry_until
+        else:
+            row.gone = True
+            row.last_error = update_.error
+            row.last_error_at = update_.at
+            row.next_poll_at = None
 
     def add_items_seen(self, name: str, count: int) -> None:
         if count:
@@ -636,4 +713,12 @@ def _reason(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-__all__ = ["FeedState", "PendingAlert", "Store", "StoredItem", "StoredMatch", "Tx"]
+__all__ = [
+    "FeedState",
+    "PendingAlert",
+    "Recorded",
+    "Store",
+    "StoredItem",
+    "StoredMatch",
+    "Tx",
+]

@@ -1,0 +1,250 @@
+"""What one poll means, decided without I/O: a plan the store writes in one transaction.
+
+    plan_poll(feed, state, fetched, matched, snapshot, now, ...) -> PollPlan
+        .update   the feed row after this poll: Fetched (200/304), Failed or Gone
+        .items    each new item with its matches, which of them want to alert (fresh enough,
+                  routed to a channel, not catching up) and the alerts per channel
+
+Only one fact needs the database: whether this item is the first to alert a rule for its
+article (the same link reaching the rule through several feeds alerts once). The store claims
+each wanting rule inside the transaction and `ItemPlan.settle(won)` gives, purely, what is
+stored and queued after the claims. Everything here takes `now` as an argument.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from monitor.feeds.schedule import after_failure, after_success
+from monitor.snapshot import Snapshot
+from monitor.types import (
+    AlertContent,
+    FeedConfig,
+    FeedState,
+    FetchResult,
+    FetchStatus,
+    Item,
+    Match,
+    ParsedFeed,
+)
+
+# Feed dates are not trusted: a date further in the future than this counts as missing.
+CLOCK_SKEW = timedelta(minutes=10)
+
+
+# --- the feed row after a poll -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """What a 200 response's document says about the feed."""
+
+    title: str | None
+    problem: str | None  # not well-formed, read as far as possible
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A successful fetch (200 or 304): the feed is healthy."""
+
+    at: datetime
+    next_poll_at: datetime
+    etag: str | None
+    last_modified: str | None
+    moved_to: str | None  # every redirect hop was permanent: fetch this URL from now on
+    document: Document | None  # None for a 304: the stored title and problem stay
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    at: datetime
+    error: str
+    consecutive_failures: int
+    next_poll_at: datetime
+    retry_until: datetime | None  # the server's Retry-After
+
+
+@dataclass(frozen=True, slots=True)
+class Gone:
+    """410: the feed is disabled for good (until its URL changes in config.toml)."""
+
+    at: datetime
+    error: str | None
+
+
+FeedUpdate = Fetched | Failed | Gone
+
+
+# --- items, matches, alerts ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MatchPlan:
+    match: Match
+    wants_alert: bool  # fresh, routed to a channel, not catching up: claim the article
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedAlert:
+    """One outbox row: the content of one channel's notification for one item."""
+
+    channel: str
+    content: AlertContent
+
+
+@dataclass(frozen=True, slots=True)
+class ItemPlan:
+    item: Item
+    link_key: str  # the article, across feeds
+    matches: tuple[MatchPlan, ...]
+    alerts: tuple[QueuedAlert, ...]  # as if every wanting rule wins its claim
+
+    def settle(self, won: Collection[str]) -> tuple[list[tuple[Match, bool]], list[QueuedAlert]]:
+        """After the claims (`won`: the rules this item was first to alert for its article):
+        every match with whether it alerts, and the alerts to queue."""
+        stored = [(p.match, p.wants_alert and p.match.rule in won) for p in self.matches]
+        queued = []
+        for alert in self.alerts:
+            mine = tuple(m for m in alert.content.matches if m.rule in won)
+            if mine:
+                queued.append(replace(alert, content=replace(alert.content, matches=mine)))
+        return stored, queued
+
+
+@dataclass(frozen=True, slots=True)
+class PollPlan:
+    feed: str
+    update: FeedUpdate
+    items: tuple[ItemPlan, ...] = ()  # the items not stored before, matched or not
+    quiet: bool = False  # catching up: store and match, alert nothing
+
+
+# --- pure helpers --------------------------------------------------------------------------
+
+
+def effective_date(published: datetime | None, first_seen: datetime) -> datetime:
+    """The date `max_age` is measured from: the feed's date, unless missing or in the future."""
+    if published is None or published > first_seen + CLOCK_SKEW:
+        return first_seen
+    return published
+
+
+def alert_id(feed: str, item_key: str, channel: str) -> str:
+    """A stable id for one notification, the same on every retry (receivers can dedupe)."""
+    digest = hashlib.sha256(f"{feed}\0{item_key}\0{channel}".encode()).hexdigest()
+    return f"nm-{digest[:20]}"
+
+
+def item_ref(feed: str, item_key: str) -> str:
+    """A stable id for one item, the same in every channel's alert (to correlate them)."""
+    digest = hashlib.sha256(f"{feed}\0{item_key}".encode()).hexdigest()
+    return f"nmi-{digest[:20]}"
+
+
+def link_key(feed: str, item: Item) -> str:
+    """What makes two items 'the same article' across feeds: the canonical link."""
+    return item.canonical_link or f"feed:{feed}:{item.key}"
+
+
+def catching_up(feed: FeedConfig, state: FeedState, forced: bool) -> bool:
+    """Whether this poll stores and matches without alerting: when the user asked
+    (`monitor poll --catch-up`), or on the feed's first successful poll when config.toml
+    says `catch_up = true`, so that adding a feed does not flood the channels."""
+    first = state.last_success_at is None and state.items_seen == 0
+    return forced or (feed.catch_up and first)
+
+
+# --- the decisions -------------------------------------------------------------------------
+
+
+def decide_item(
+    feed: str,
+    item: Item,
+    matches: Sequence[Match],
+    snapshot: Snapshot,
+    now: datetime,
+    *,
+    quiet: bool = False,
+) -> ItemPlan:
+    """Which of an item's matches want to alert, and the notification per channel.
+
+    A match alerts when the item is recent enough (`max_age`, from its date or, when that is
+    missing or in the future, from now), its rule is routed to a channel (`channels = []`
+    stores only), and the poll is not catching up. One notification per channel lists every
+    rule of that channel the item matched, in rule order.
+    """
+    max_age = snapshot.config.settings.max_age
+    fresh = effective_date(item.published, now) >= now - max_age
+    plans = tuple(
+        MatchPlan(m, wants_alert=not quiet and fresh and bool(snapshot.routing.get(m.rule)))
+        for m in matches
+    )
+    alerts = []
+    for channel in snapshot.channels:
+        mine = tuple(
+            p.match
+            for p in plans
+            if p.wants_alert and channel in snapshot.routing.get(p.match.rule, ())
+        )
+        if mine:
+            content = AlertContent(
+                title=item.title,
+                link=item.link,
+                feed=feed,
+                published=item.published,
+                matches=mine,
+                alert_id=alert_id(feed, item.key, channel),
+                item_id=item_ref(feed, item.key),
+            )
+            alerts.append(QueuedAlert(channel, content))
+    return ItemPlan(item, link_key(feed, item), plans, tuple(alerts))
+
+
+def plan_poll(
+    feed: FeedConfig,
+    state: FeedState,
+    result: FetchResult,
+    parsed: ParsedFeed | None,
+    matched: Sequence[tuple[Item, Sequence[Match]]],
+    error: str | None,
+    snapshot: Snapshot,
+    now: datetime,
+    *,
+    quiet: bool = False,
+    fraction: float = 0.0,
+) -> PollPlan:
+    """The whole outcome of one poll. `parsed` is None when the fetch or the parse failed
+    (`error` says why); `matched` holds the items not stored before, with their matches;
+    `fraction` in [0, 1] is the random draw for the next poll's jitter."""
+    if result.status is FetchStatus.GONE:
+        return PollPlan(feed.name, Gone(now, error))
+    if result.status is FetchStatus.NOT_MODIFIED or parsed is not None:
+        document = None if parsed is None else Document(parsed.title or None, parsed.problem)
+        update = Fetched(
+            at=now,
+            next_poll_at=after_success(now, feed.interval, fraction),
+            etag=result.etag,
+            last_modified=result.last_modified,
+            moved_to=result.permanent_url,
+            document=document,
+        )
+        items = tuple(
+            decide_item(feed.name, item, matches, snapshot, now, quiet=quiet)
+            for item, matches in matched
+        )
+        return PollPlan(feed.name, update, items if parsed is not None else (), quiet)
+    failures = state.consecutive_failures + 1
+    retry = result.retry_after
+    return PollPlan(
+        feed.name,
+        Failed(
+            at=now,
+            error=error or "unknown error",
+            consecutive_failures=failures,
+            next_poll_at=after_failure(now, feed.interval, failures, retry, fraction),
+            retry_until=now + retry if retry else None,
+        ),
+    )
