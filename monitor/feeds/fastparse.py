@@ -81,6 +81,7 @@ _NAMESPACES: dict[str, str] = {
 }
 _RDF_ABOUT = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}about"
 _XML_DECL = re.compile(r"^<\?xml[^>]*\?>")
+_XML_DECL_BYTES = re.compile(rb"^<\?xml[^>]*\?>")
 _XML_DECL_ENCODING = re.compile(rb"""^<\?xml[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._:-]+)""")
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.I)
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -291,8 +292,11 @@ def _read(data: bytes, charset: str | None) -> dict[str, Any] | None:
     text = data.decode(codec)  # strict: invalid bytes mean a charset problem
     if "\ufffd" in text:
         return None
-    if codec == "utf-8":
-        root = etree.fromstring(data, _PARSER)  # parse.py dropped any BOM already
+    if codec == "utf-8":  # parse.py dropped any BOM already
+        declared = _XML_DECL_ENCODING.match(data)
+        if declared and codecs.lookup(declared.group(1).decode("ascii")).name != "utf-8":
+            data = _XML_DECL_BYTES.sub(b"", data, count=1)  # UTF-8 whatever it says
+        root = etree.fromstring(data, _PARSER)
     else:
         root = etree.fromstring(_XML_DECL.sub("", text, count=1).encode("utf-8"), _PARSER)
     docinfo = root.getroottree().docinfo
