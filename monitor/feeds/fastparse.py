@@ -89,6 +89,7 @@ _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 # that it is iso-8859-1, and re-encode it", then C1 controls mapped as windows-1252
 _CP1252 = {c: bytes([c]).decode("cp1252", "replace") for c in range(0x80, 0xA0)}
 _CP1252 = {c: v for c, v in _CP1252.items() if v != "\ufffd"}
+_C1 = re.compile("[\x80-\x9f]")
 
 _TITLES = frozenset({"title", "dc_title", "media_title"})
 _SUMMARIES = frozenset(
@@ -150,7 +151,7 @@ class _Reader:
         if self.utf8:
             with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
                 value = value.encode("iso-8859-1").decode("utf-8")
-        return value.translate(_CP1252)
+        return value.translate(_CP1252) if _C1.search(value) else value
 
     def inner(self, element: Any) -> str:
         """Text of an element, its child elements serialised as markup (feedparser keeps the
