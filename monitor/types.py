@@ -48,8 +48,11 @@ class RuleConfig:
     all: tuple[str, ...] = ()
     none: tuple[str, ...] = ()
     query: str | None = None
-    languages: tuple[str, ...] = ("de", "en")
+    languages: tuple[str, ...] = ("de", "en")  # () = no stemming
     channels: tuple[str, ...] | None = None
+    transliterate: bool = False  # rule words also match in the other script (Latin/Cyrillic)
+    feeds: tuple[str, ...] | None = None  # None: every feed
+    exclude_feeds: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +129,8 @@ class Item:
     title: str
     text: str  # summary, content and categories: HTML removed, entities decoded
     published: datetime | None  # as the feed states it, UTC; None when absent or unparseable
+    categories: tuple[str, ...] = ()  # also part of `text`; searched alone by `tag:`
+    author: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 
     query   := or      or := and (OR and)*      and := unary ([AND] unary)*
     unary   := (NOT | -) unary | near           near := primary [NEAR/n primary]
-    primary := term | "phrase" | ( query ) | title: primary
+    primary := term | "phrase" | ( query ) | field: primary
+    field   := title | body | tag | author | url
 
 Precedence NOT > AND > OR; neighbours are AND-ed. A bare term that the tokenizer splits into
 several words (`Kursk-Region`) is a phrase; `word*` marks a prefix word (also inside quotes).
@@ -79,7 +80,19 @@ class Title:
     column: int = field(default=0, compare=False)
 
 
-Node = Phrase | Not | And | Or | Near | Title
+@dataclass(frozen=True, slots=True)
+class Field:
+    """The operand is evaluated on one other field of the item: `body` (the text without the
+    title), `tag` (categories), `author`, `url` (the words of the link)."""
+
+    name: str
+    operand: Node
+    column: int = field(default=0, compare=False)
+
+
+FIELD_NAMES = ("title", "body", "tag", "author", "url")
+
+Node = Phrase | Not | And | Or | Near | Title | Field
 
 
 def is_positive(node: Node) -> bool:
@@ -93,7 +106,7 @@ def is_positive(node: Node) -> bool:
             return any(is_positive(n) for n in operands)
         case Or(operands):
             return all(is_positive(n) for n in operands)
-        case Title(operand):
+        case Title(operand) | Field(_, operand):
             return is_positive(operand)
 
 
@@ -108,6 +121,7 @@ class _Kind(Enum):
     NEG = "'-'"
     NEAR = "NEAR"
     TITLE = "'title:'"
+    FIELD = "field:"
     LPAREN = "'('"
     RPAREN = "')'"
     END = "end of query"
@@ -119,11 +133,15 @@ class _Tok:
     column: int
     words: tuple[Word, ...] = ()
     distance: int = 0
+    name: str = ""
 
 
-_OPERAND_START = frozenset({_Kind.WORDS, _Kind.NOT, _Kind.NEG, _Kind.TITLE, _Kind.LPAREN})
+_OPERAND_START = frozenset(
+    {_Kind.WORDS, _Kind.NOT, _Kind.NEG, _Kind.TITLE, _Kind.FIELD, _Kind.LPAREN}
+)
 _NEAR = re.compile(r"NEAR/(\d+)")
 _SPECIAL = '()"'
+_FIELD_PREFIX = re.compile(r"(title|body|tag|author|url):", re.IGNORECASE)
 
 
 def parse_words(text: str, offset: int = 0) -> tuple[Word, ...]:
@@ -179,14 +197,16 @@ def _lex(query: str) -> list[_Tok]:
                 )
             toks.append(_Tok(_Kind.NEG, col))
             i += 1
-        elif query[i : i + 6].lower() == "title:":
-            nxt = query[i + 6 : i + 7]
+        elif (m := _FIELD_PREFIX.match(query, i)) is not None:
+            name = m.group(1).lower()
+            nxt = query[m.end() : m.end() + 1]
             if not nxt or nxt.isspace() or nxt == ")":
                 raise QueryError(
-                    "'title:' must be directly followed by a term, \"phrase\" or (group)", col
+                    f"'{name}:' must be directly followed by a term, \"phrase\" or (group)", col
                 )
-            toks.append(_Tok(_Kind.TITLE, col))
-            i += 6
+            kind = _Kind.TITLE if name == "title" else _Kind.FIELD
+            toks.append(_Tok(kind, col, name=name))
+            i = m.end()
         else:
             j = i
             while j < n and not query[j].isspace() and query[j] not in _SPECIAL:
@@ -301,9 +321,10 @@ class _Parser:
         if self.peek().kind is not _Kind.NEAR:
             return left
         op = self.take()
-        if isinstance(left, Title):
+        if isinstance(left, Title | Field):
+            name = "title" if isinstance(left, Title) else left.name
             raise QueryError(
-                "NEAR joins two terms or phrases; for the title write title:(a NEAR/n b)",
+                f"NEAR joins two terms or phrases; for one field write {name}:(a NEAR/n b)",
                 op.column,
             )
         if not isinstance(left, Phrase):
@@ -342,6 +363,13 @@ class _Parser:
                         "'title:' must be followed by a term, \"phrase\" or (group)", tok.column
                     )
                 return Title(self.parse_primary(), tok.column)
+            case _Kind.FIELD:
+                if self.peek().kind not in (_Kind.WORDS, _Kind.LPAREN):
+                    raise QueryError(
+                        f"'{tok.name}:' must be followed by a term, \"phrase\" or (group)",
+                        tok.column,
+                    )
+                return Field(tok.name, self.parse_primary(), tok.column)
             case _Kind.RPAREN:
                 raise QueryError("')' has no matching '('", tok.column)
             case _Kind.END:  # pragma: no cover - operators check for an operand first
