@@ -72,6 +72,7 @@ class Config:
     channels: tuple[ChannelConfig, ...]
     feeds: tuple[FeedConfig, ...]
     rules: tuple[RuleConfig, ...]
+    warnings: tuple[str, ...] = ()  # `monitor check` shows these; they are not errors
 
     def channel(self, name: str) -> ChannelConfig | None:
         return next((c for c in self.channels if c.name == name), None)
