@@ -106,6 +106,21 @@ def required_keys(node: m._Node) -> Keys | None:
     return None  # _Not, or anything new: evaluate always (safe)
 
 
+def required_clauses(node: m._Node) -> list[Keys]:
+    """Key sets that every item the node holds on meets, each with at least one key (a
+    conjunction of disjunctions); [] when nothing is known."""
+    if isinstance(node, m._Phrase):
+        return [_word_keys(w) for w in node.words]
+    if isinstance(node, m._Near):
+        return required_clauses(node.left) + required_clauses(node.right)
+    if isinstance(node, m._And):
+        return [c for o in node.operands for c in required_clauses(o)]
+    if isinstance(node, m._Title | m._InField):
+        return required_clauses(node.operand)
+    keys = required_keys(node)  # an OR: the union of its operands' rarest sets
+    return [] if keys is None else [keys]
+
+
 # --- the compiled rule set -----------------------------------------------------------------
 
 
@@ -121,11 +136,16 @@ class CompiledRules:
         stems: dict[str, dict[str, list[int]]] = {}
         prefixes: dict[str, list[int]] = {}
         always: list[int] = []
+        # Per rule, the other required key sets, checked before the evaluator runs.
+        checks: dict[int, tuple[Keys, ...]] = {}
         for i, rule in enumerate(self.compiled):
             keys = required_keys(rule.root)
             if keys is None:
                 always.append(i)
                 continue
+            others = tuple(dict.fromkeys(c for c in required_clauses(rule.root) if c != keys))
+            if others:
+                checks[i] = others
             for kind, algorithm, text in keys:
                 if kind == "f":
                     folded.setdefault(text, []).append(i)
@@ -138,6 +158,7 @@ class CompiledRules:
         self._prefixes = prefixes
         self._prefix_lengths = tuple(sorted({len(p) for p in prefixes}))
         self._always = tuple(always)
+        self._checks = checks
         self._filtered = any(r.feeds is not None or r.exclude_feeds for r in self.rules)
         self._blocked: dict[str, frozenset[int]] = {}
 
@@ -165,6 +186,7 @@ class CompiledRules:
 
     def _candidates(self, doc: m._Doc, feed: str | None) -> list[int]:
         found: set[int] = set(self._always)
+        hit_prefixes: set[str] = set()
         folded, prefixes, lengths = self._folded, self._prefixes, self._prefix_lengths
         for fld in doc.fields:
             if not fld.tokens:
@@ -188,8 +210,13 @@ class CompiledRules:
                         hit = prefixes.get(w[:length])
                         if hit is not None:
                             found.update(hit)
+                            hit_prefixes.add(w[:length])
         if feed is not None and self._filtered:
             found -= self._blocked_for(feed)
+        checks = self._checks
+        if any(i in checks for i in found):
+            has = _ItemKeys(doc, hit_prefixes)
+            found = {i for i in found if i not in checks or all(map(has.any, checks[i]))}
         return sorted(found)
 
     def _blocked_for(self, feed: str) -> frozenset[int]:
@@ -240,6 +267,44 @@ class CompiledRules:
             url=item.link,
             feed=feed,
         )
+
+
+class _ItemKeys:
+    """Which keys an analysed item has (built on demand, for the pre-filter)."""
+
+    __slots__ = ("_doc", "_folded", "_prefixes", "_stems")
+
+    def __init__(self, doc: m._Doc, prefixes: set[str]) -> None:
+        self._doc = doc
+        self._prefixes = prefixes
+        self._folded: set[str] | None = None
+        self._stems: dict[str, set[str]] = {}
+
+    def has(self, key: Key) -> bool:
+        kind, algorithm, text = key
+        if kind == "f":
+            return text in self.folded()
+        if kind == "s":
+            stems = self._stems.get(algorithm)
+            if stems is None:
+                stems = self._stems[algorithm] = set().union(
+                    *(f._stem_index(algorithm) for f in self._doc.fields if f.tokens)
+                )
+            return text in stems
+        if text in self._prefixes:
+            return True
+        found = any(w.startswith(text) for w in self.folded())
+        if found:
+            self._prefixes.add(text)
+        return found
+
+    def folded(self) -> set[str]:
+        if self._folded is None:
+            self._folded = set().union(*(f.by_folded for f in self._doc.fields))
+        return self._folded
+
+    def any(self, keys: Keys) -> bool:
+        return any(self.has(k) for k in keys)
 
 
 def compile_rules(rules: Iterable[RuleConfig], generation: int = 0) -> CompiledRules:
