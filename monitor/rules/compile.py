@@ -106,19 +106,41 @@ def required_keys(node: m._Node) -> Keys | None:
     return None  # _Not, or anything new: evaluate always (safe)
 
 
-def required_clauses(node: m._Node) -> list[Keys]:
-    """Key sets that every item the node holds on meets, each with at least one key (a
-    conjunction of disjunctions); [] when nothing is known."""
+Requirement = Keys | tuple[str, tuple["Requirement", ...]]  # keys, ("and" | "or", parts)
+
+
+def _all(parts: list[Requirement]) -> Requirement | None:
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else ("and", tuple(parts))
+
+
+def requirement(node: m._Node) -> Requirement | None:
+    """What an item must hold for the node to hold, ignoring positions, fields and NOT: an
+    AND/OR tree of key sets (None: nothing known). Checked before running the evaluator."""
     if isinstance(node, m._Phrase):
-        return [_word_keys(w) for w in node.words]
+        return _all([_word_keys(w) for w in node.words])
     if isinstance(node, m._Near):
-        return required_clauses(node.left) + required_clauses(node.right)
+        return _all([r for p in (node.left, node.right) if (r := requirement(p)) is not None])
     if isinstance(node, m._And):
-        return [c for o in node.operands for c in required_clauses(o)]
+        return _all([r for o in node.operands if (r := requirement(o)) is not None])
+    if isinstance(node, m._Or):
+        parts = [requirement(o) for o in node.operands]
+        if any(p is None for p in parts):
+            return None
+        return ("or", tuple(p for p in parts if p is not None))
     if isinstance(node, m._Title | m._InField):
-        return required_clauses(node.operand)
-    keys = required_keys(node)  # an OR: the union of its operands' rarest sets
-    return [] if keys is None else [keys]
+        return requirement(node.operand)
+    return None
+
+
+def _meets(req: Requirement, has: _ItemKeys) -> bool:
+    if isinstance(req, frozenset):
+        return has.any(req)
+    kind, parts = req
+    if kind == "and":
+        return all(_meets(p, has) for p in parts)
+    return any(_meets(p, has) for p in parts)
 
 
 # --- the compiled rule set -----------------------------------------------------------------
@@ -136,16 +158,16 @@ class CompiledRules:
         stems: dict[str, dict[str, list[int]]] = {}
         prefixes: dict[str, list[int]] = {}
         always: list[int] = []
-        # Per rule, the other required key sets, checked before the evaluator runs.
-        checks: dict[int, tuple[Keys, ...]] = {}
+        # Per rule, what else an item must hold, checked before the evaluator runs.
+        checks: dict[int, Requirement] = {}
         for i, rule in enumerate(self.compiled):
             keys = required_keys(rule.root)
             if keys is None:
                 always.append(i)
                 continue
-            others = tuple(dict.fromkeys(c for c in required_clauses(rule.root) if c != keys))
-            if others:
-                checks[i] = others
+            req = requirement(rule.root)
+            if req is not None and req != keys:
+                checks[i] = req
             for kind, algorithm, text in keys:
                 if kind == "f":
                     folded.setdefault(text, []).append(i)
@@ -216,7 +238,7 @@ class CompiledRules:
         checks = self._checks
         if any(i in checks for i in found):
             has = _ItemKeys(doc, hit_prefixes)
-            found = {i for i in found if i not in checks or all(map(has.any, checks[i]))}
+            found = {i for i in found if i not in checks or _meets(checks[i], has)}
         return sorted(found)
 
     def _blocked_for(self, feed: str) -> frozenset[int]:

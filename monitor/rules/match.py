@@ -90,14 +90,28 @@ class _Word:
 
 
 class _Field:
-    __slots__ = ("_by_stem", "_positions", "_sorted", "by_folded", "text", "tokens")
+    __slots__ = ("_by_stem", "_by_word", "_positions", "_sorted", "by_folded", "text", "tokens")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.tokens: list[Token] = tokenize(text)
-        self.by_folded: dict[str, list[int]] = {}
+        # Positions per normalised word; stems and folded forms are computed per distinct word.
+        by_word: dict[str, list[int]] = {}
+        folded: dict[str, str] = {}
         for i, tok in enumerate(self.tokens):
-            self.by_folded.setdefault(tok.folded, []).append(i)
+            found = by_word.get(tok.word)
+            if found is None:
+                by_word[tok.word] = [i]
+                folded[tok.word] = tok.folded
+            else:
+                found.append(i)
+        self._by_word = by_word
+        self.by_folded: dict[str, list[int]] = {}  # position lists are unordered
+        by_folded = self.by_folded
+        for word, positions in by_word.items():
+            f = folded[word]
+            other = by_folded.get(f)
+            by_folded[f] = positions if other is None else other + positions
         self._by_stem: dict[str, dict[str, list[int]]] = {}
         self._positions: dict[_Word, frozenset[int]] = {}
         self._sorted: list[str] | None = None  # distinct folded words, for prefix lookups
@@ -105,13 +119,11 @@ class _Field:
     def _stem_index(self, algorithm: str) -> dict[str, list[int]]:
         index = self._by_stem.get(algorithm)
         if index is None:
-            stems: dict[str, str] = {}
             index = {}
-            for i, tok in enumerate(self.tokens):
-                s = stems.get(tok.word)
-                if s is None:
-                    s = stems[tok.word] = stem_with(tok.word, algorithm)
-                index.setdefault(s, []).append(i)
+            for word, positions in self._by_word.items():
+                s = stem_with(word, algorithm)
+                other = index.get(s)
+                index[s] = positions if other is None else other + positions
             self._by_stem[algorithm] = index
         return index
 
