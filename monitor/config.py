@@ -375,6 +375,7 @@ Timeout = Annotated[timedelta, BeforeValidator(_duration(MIN_TIMEOUT))]
 MaxAge = Annotated[timedelta, BeforeValidator(_duration(timedelta(seconds=1)))]
 Language = Annotated[str, AfterValidator(_language)]
 Languages = Annotated[list[Language], Field(min_length=1)]
+RuleLanguages = list[Language]  # [] = no stemming
 Name = Annotated[str, AfterValidator(_name)]
 Term = Annotated[str, AfterValidator(_term)]
 
@@ -412,8 +413,11 @@ class _RuleModel(_Model):
     all: list[Term] = []
     none: list[Term] = []
     query: str | None = None
-    languages: Languages | None = None
+    languages: RuleLanguages | None = None
     channels: list[Name] | None = None
+    transliterate: bool = False
+    feeds: list[Name] | None = None
+    exclude_feeds: list[Name] = []
 
 
 _SECTIONS: dict[str, type[_Model] | None] = {
@@ -469,7 +473,7 @@ class _Loader:
         settings = self.settings(data.get("monitor", {}))
         channels = self.channels(data.get("channels", {}))
         feeds = self.feeds(self.entries(data, "feeds"), settings)
-        rules = self.rules(self.entries(data, "rules"), settings, channels)
+        rules = self.rules(self.entries(data, "rules"), settings, channels, feeds)
         self.raise_problems()
         return Config(
             path=self.path,
@@ -477,7 +481,22 @@ class _Loader:
             channels=channels,
             feeds=feeds,
             rules=rules,
+            warnings=self.rule_warnings(rules),
         )
+
+    def rule_warnings(self, rules: tuple[RuleConfig, ...]) -> tuple[str, ...]:
+        """Rules that will flood (`monitor check` prints these; they are not errors)."""
+        from monitor.rules.lint import flood_warnings
+
+        out: list[str] = []
+        raw = self.raw.get("rules")
+        index = {e.get("name"): i for i, e in enumerate(raw or []) if isinstance(e, dict)}
+        for rule in rules:
+            i = index.get(rule.name)
+            loc: Loc = ("rules",) if i is None else ("rules", i)
+            for message in flood_warnings(rule):
+                out.append(self.render(_Problem(loc, message)))
+        return tuple(out)
 
     def raise_problems(self) -> None:
         shown: list[str] = []
@@ -681,6 +700,7 @@ class _Loader:
         entries: list[tuple[int, object]],
         settings: Settings,
         channels: tuple[ChannelConfig, ...],
+        feeds: tuple[FeedConfig, ...] = (),
     ) -> tuple[RuleConfig, ...]:
         out: list[RuleConfig] = []
         seen: dict[str, int] = {}
@@ -713,14 +733,21 @@ class _Loader:
                     ok = False
                 elif channel not in defined:
                     ok = False  # the channel itself is invalid and reported already
+            if not self.feed_names(model, loc, feeds):
+                ok = False
             rule = RuleConfig(
                 name=model.name,
                 any=tuple(model.any),
                 all=tuple(model.all),
                 none=tuple(model.none),
                 query=model.query if model.query and model.query.strip() else None,
-                languages=_unique(model.languages or settings.languages),
+                languages=_unique(
+                    settings.languages if model.languages is None else model.languages
+                ),
                 channels=None if model.channels is None else _unique(model.channels),
+                transliterate=model.transliterate,
+                feeds=None if model.feeds is None else _unique(model.feeds),
+                exclude_feeds=_unique(model.exclude_feeds),
             )
             if removed & _MATCHING_KEYS:
                 ok = False  # what is left cannot be judged without the key that failed
@@ -729,6 +756,22 @@ class _Loader:
             if ok:
                 out.append(rule)
         return tuple(out)
+
+    def feed_names(self, model: _RuleModel, loc: Loc, feeds: tuple[FeedConfig, ...]) -> bool:
+        """`feeds` and `exclude_feeds` name configured feeds."""
+        raw = self.raw.get("feeds")
+        declared = {
+            e["name"] for e in raw or [] if isinstance(e, dict) and isinstance(e.get("name"), str)
+        }
+        ok = True
+        for key in ("feeds", "exclude_feeds"):
+            for j, name in enumerate(getattr(model, key) or []):
+                if name not in declared:
+                    known = ", ".join(_cut(n) for n in sorted(declared)) or "none defined"
+                    hint = _suggest(name, declared) or f" (feeds: {known})"
+                    self.problem((*loc, key, j), f'unknown feed "{_cut(name)}"{hint}')
+                    ok = False
+        return ok
 
     def compiles(self, rule: RuleConfig, loc: Loc) -> bool:
         from monitor.rules.match import compile_rule  # lazily: rules import nothing from here
@@ -879,7 +922,7 @@ def _quiet_apprise() -> Iterator[None]:
         logger.removeFilter(mute)
 
 
-_MATCHING_KEYS = {"any", "all", "none", "query", "languages"}
+_MATCHING_KEYS = {"any", "all", "none", "query", "languages", "transliterate"}
 
 
 def _salvage(model: type[_Model], value: object) -> tuple[_Model | None, set[str]]:

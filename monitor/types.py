@@ -51,8 +51,11 @@ class RuleConfig:
     all: tuple[str, ...] = ()
     none: tuple[str, ...] = ()
     query: str | None = None
-    languages: tuple[str, ...] = ("de", "en")
+    languages: tuple[str, ...] = ("de", "en")  # () = no stemming
     channels: tuple[str, ...] | None = None
+    transliterate: bool = False  # rule words also match in the other script (Latin/Cyrillic)
+    feeds: tuple[str, ...] | None = None  # None: every feed
+    exclude_feeds: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,7 @@ class Config:
     channels: tuple[ChannelConfig, ...]
     feeds: tuple[FeedConfig, ...]
     rules: tuple[RuleConfig, ...]
+    warnings: tuple[str, ...] = ()  # `monitor check` shows these; they are not errors
 
     def channel(self, name: str) -> ChannelConfig | None:
         return next((c for c in self.channels if c.name == name), None)
@@ -131,6 +135,8 @@ class Item:
     title: str
     text: str  # summary, content and categories: HTML removed, entities decoded
     published: datetime | None  # as the feed states it, UTC; None when absent or unparseable
+    categories: tuple[str, ...] = ()  # also part of `text`; searched alone by `tag:`
+    author: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -759,3 +759,74 @@ def test_parse_helpers() -> None:
     assert parse_size(2048) == parse_size("2KB") == parse_size("2 KiB") == 2048
     with pytest.raises(ValueError):
         parse_size("2 TB")
+
+
+# --- issue 7: languages = [], transliterate, feeds / exclude_feeds, flood warnings ---------
+
+RULES_FEEDS = """\
+[[feeds]]
+name = "tass"
+url = "https://example.org/tass"
+
+[[feeds]]
+name = "dpa"
+url = "https://example.org/dpa"
+
+"""
+
+
+def test_rule_languages_may_be_empty_for_no_stemming(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        MINIMAL + '\n[[rules]]\nname = "exact"\nany = ["Truppen"]\nlanguages = []\n'
+        '\n[[rules]]\nname = "default"\nany = ["Truppen"]\n',
+    )
+    exact, default = config.rules
+    assert exact.languages == () and default.languages == ("de", "en")
+
+
+def test_transliterate_and_feed_filters_load(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        RULES_FEEDS + '[[rules]]\nname = "r"\nany = ["Kursk"]\nlanguages = ["ru"]\n'
+        'transliterate = true\nfeeds = ["tass"]\nexclude_feeds = ["dpa"]\n',
+    )
+    (rule,) = config.rules
+    assert rule.transliterate and rule.feeds == ("tass",) and rule.exclude_feeds == ("dpa",)
+    assert config.warnings == ()
+
+
+def test_unknown_feed_names_are_config_errors(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        RULES_FEEDS + '[[rules]]\nname = "r"\nany = ["Kursk"]\nfeeds = ["tas"]\n'
+        'exclude_feeds = ["reuters"]\n',
+    )
+    assert len(found) == 2, found
+    assert found[0].endswith(
+        ':12: rules[1] "r".feeds[1]: unknown feed "tas" (did you mean "tass"?)'
+    )
+    assert found[1].endswith(
+        ':13: rules[1] "r".exclude_feeds[1]: unknown feed "reuters" (feeds: dpa, tass)'
+    )
+
+
+def test_transliterate_must_be_a_boolean(tmp_path: Path) -> None:
+    message = only(
+        tmp_path, MINIMAL + '\n[[rules]]\nname = "r"\nany = ["x"]\ntransliterate = "yes"\n'
+    )
+    assert message.endswith('rules[1] "r".transliterate: expected true or false')
+
+
+def test_flooding_rules_are_warnings_not_errors(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        MINIMAL + '\n[[rules]]\nname = "fine"\nany = ["der Spiegel"]\n'
+        '\n[[rules]]\nname = "stop"\nany = ["der", "the"]\n'
+        '\n[[rules]]\nname = "short"\nquery = "ab*"\n',
+    )
+    assert len(config.rules) == 3
+    assert len(config.warnings) == 2, config.warnings
+    assert ':9: rules[2] "stop": this rule will match nearly every item' in config.warnings[0]
+    assert "(der, the)" in config.warnings[0]
+    assert ':13: rules[3] "short": ' in config.warnings[1] and "(ab*)" in config.warnings[1]

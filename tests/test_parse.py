@@ -614,3 +614,24 @@ def test_corpus_lists_name_existing_documents() -> None:
         pytest.skip(f"no feed corpus at {CORPUS}")
     listed = set(CORPUS_COUNT_EXCEPTIONS) | set(CORPUS_FAILURES) | set(CORPUS_NOT_WELL_FORMED)
     assert {rel for rel in listed if not (CORPUS / rel).is_file()} == set()
+
+
+# --- issue 7: categories and author for tag: and author: -----------------------------------
+
+
+def test_categories_and_author_are_kept_apart() -> None:
+    rss = by_key(parse("rss20.xml"))["beispiel-0001"]
+    assert rss.categories == ("Politik", "Russland")
+    atom = parse("atom10.xml").items[0]
+    assert atom.categories == ("Politik", "ausland")
+    assert atom.author is None
+    doc = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item>'
+        b"<title>x</title><guid>g1</guid><author>anna@example.org (Anna M\xc3\xbcller)</author>"
+        b"</item><item><title>y</title><guid>g2</guid>"
+        b'<dc:creator xmlns:dc="http://purl.org/dc/elements/1.1/">Boris</dc:creator>'
+        b"</item></channel></rss>"
+    )
+    first, second = parse_feed(doc, {}, URL).items
+    assert first.author is not None and "Anna Müller" in first.author
+    assert second.author == "Boris"

@@ -3,7 +3,7 @@ feedparser, about 10x cheaper per entry (benchmarks/bench_parse.py). Pure: no ne
 
 `read_feed` returns the few fields `parse.py` reads from feedparser, in feedparser's own shape
 (`{"feed": {"title"}, "entries": [{"id", "guidislink", "link", "title", "summary", "content",
-"tags", "published_parsed", "updated_parsed"}], "version"}`), so both paths go through the
+"tags", "author", "published_parsed", "updated_parsed"}], "version"}`), so both paths go through the
 same normalisation (`parse._entry_item`). It returns None, and feedparser takes over, for any
 document it is not sure to read as feedparser would:
 
@@ -99,6 +99,7 @@ _CONTENTS = frozenset({"content", "content_encoded", "fullitem", "body", "xhtml_
 _PUBLISHED = frozenset({"published", "pubdate", "issued", "dcterms_issued"})
 _UPDATED = frozenset({"updated", "modified", "lastbuilddate", "dc_date", "dcterms_modified"})
 _CATEGORIES = frozenset({"category", "dc_subject", "media_category", "keywords"})
+_AUTHORS = frozenset({"author", "dc_creator", "itunes_author"})
 _KEYWORDS = frozenset({"itunes_keywords", "media_keywords"})
 # elements whose children are not the entry's (feedparser's insource/inimage/textinput)
 _OPAQUE = frozenset({"source", "image", "textinput", "author", "contributor"})
@@ -226,10 +227,23 @@ class _Reader:
             elif name in _KEYWORDS:
                 for term in self.text(child).split(","):
                     self.tag(entry, term.strip() or None, None)
+            elif name in _AUTHORS:
+                self.author(child, entry)
             elif name in ("item", "entry"):
                 raise _Reject  # nested entries: feedparser's bookkeeping is not worth copying
             elif name not in _OPAQUE and len(child):
                 self.fields(child, entry, depth + 1, state)
+
+    def author(self, element: Any, entry: dict[str, Any]) -> None:
+        """feedparser's `author`: an Atom person as "name (email)", else the element's text;
+        the last author-like element wins, even an empty one (as in feedparser)."""
+        if len(element):
+            parts = {_name(c): self.text(c) for c in element}
+            name, email = parts.get("name", ""), parts.get("email", "")
+            value = f"{name} ({email})" if name and email else name or email
+        else:
+            value = self.text(element)
+        entry["author"] = value
 
     def link(self, element: Any, entry: dict[str, Any]) -> None:
         href = element.get("href")

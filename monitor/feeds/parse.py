@@ -224,6 +224,8 @@ def _item(
     title: str,
     text: str,
     published: datetime | None,
+    categories: Iterable[str] = (),
+    author: str | None = None,
 ) -> Item | None:
     link = safe_link(raw_link, base)
     if not (guid or link or title or text):
@@ -236,6 +238,9 @@ def _item(
         title=title,
         text=text,
         published=published,
+        # each category once, in order (feedparser repeats one given as term and label)
+        categories=tuple(dict.fromkeys(c for c in categories if c))[: _MAX_PARTS * 4],
+        author=author or None,
     )
 
 
@@ -428,6 +433,8 @@ def _entry_item(entry: Any, base: str) -> Item | None:
         title=_plain_line(_text(_get(entry, "title")), MAX_TITLE),
         text=_join_text(bodies, categories),
         published=_struct_to_utc(published) if published else None,
+        categories=[_plain_line(c, MAX_TITLE) for c in categories],
+        author=_plain_line(_text(_get(entry, "author")), MAX_TITLE),
     )
 
 

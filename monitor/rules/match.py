@@ -22,10 +22,12 @@ from typing import NamedTuple
 from monitor.errors import QueryError
 from monitor.rules import query as q
 from monitor.rules.text import Token, fold, stem_with, stemmer_name, tokenize
+from monitor.rules.translit import transliterations
 from monitor.types import Match, RuleConfig
 
-TITLE, BODY = 0, 1
-_ALL_FIELDS = (TITLE, BODY)
+TITLE, BODY, TAGS, AUTHOR, URL = range(5)
+_ALL_FIELDS = (TITLE, BODY)  # what an unqualified term searches
+_FIELD_INDEX = {"title": TITLE, "body": BODY, "tag": TAGS, "author": AUTHOR, "url": URL}
 SNIPPET_WIDTH = 200
 
 Span = tuple[int, int]
@@ -79,17 +81,37 @@ class _Word:
     folded: str
     prefix: bool
     stems: tuple[tuple[str, str], ...]  # (Snowball algorithm, folded stem)
+    alternates: tuple[str, ...] = ()  # other folded forms (transliterations)
+
+    @property
+    def forms(self) -> tuple[str, ...]:
+        """Every folded form the word matches by (or, for a prefix word, starts with)."""
+        return (self.folded, *self.alternates)
 
 
 class _Field:
-    __slots__ = ("_by_stem", "_positions", "_sorted", "by_folded", "text", "tokens")
+    __slots__ = ("_by_stem", "_by_word", "_positions", "_sorted", "by_folded", "text", "tokens")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.tokens: list[Token] = tokenize(text)
-        self.by_folded: dict[str, list[int]] = {}
+        # Positions per normalised word; stems and folded forms are computed per distinct word.
+        by_word: dict[str, list[int]] = {}
+        folded: dict[str, str] = {}
         for i, tok in enumerate(self.tokens):
-            self.by_folded.setdefault(tok.folded, []).append(i)
+            found = by_word.get(tok.word)
+            if found is None:
+                by_word[tok.word] = [i]
+                folded[tok.word] = tok.folded
+            else:
+                found.append(i)
+        self._by_word = by_word
+        self.by_folded: dict[str, list[int]] = {}  # position lists are unordered
+        by_folded = self.by_folded
+        for word, positions in by_word.items():
+            f = folded[word]
+            other = by_folded.get(f)
+            by_folded[f] = positions if other is None else other + positions
         self._by_stem: dict[str, dict[str, list[int]]] = {}
         self._positions: dict[_Word, frozenset[int]] = {}
         self._sorted: list[str] | None = None  # distinct folded words, for prefix lookups
@@ -97,13 +119,11 @@ class _Field:
     def _stem_index(self, algorithm: str) -> dict[str, list[int]]:
         index = self._by_stem.get(algorithm)
         if index is None:
-            stems: dict[str, str] = {}
             index = {}
-            for i, tok in enumerate(self.tokens):
-                s = stems.get(tok.word)
-                if s is None:
-                    s = stems[tok.word] = stem_with(tok.word, algorithm)
-                index.setdefault(s, []).append(i)
+            for word, positions in self._by_word.items():
+                s = stem_with(word, algorithm)
+                other = index.get(s)
+                index[s] = positions if other is None else other + positions
             self._by_stem[algorithm] = index
         return index
 
@@ -111,9 +131,9 @@ class _Field:
         found = self._positions.get(word)
         if found is None:
             if word.prefix:
-                hits = self._prefixed(word.folded)
+                hits = [i for form in word.forms for i in self._prefixed(form)]
             else:
-                hits = list(self.by_folded.get(word.folded, ()))
+                hits = [i for form in word.forms for i in self.by_folded.get(form, ())]
                 for algorithm, s in word.stems:
                     hits.extend(self._stem_index(algorithm).get(s, ()))
             found = self._positions[word] = frozenset(hits)
@@ -137,8 +157,17 @@ class _Field:
 class _Doc:
     __slots__ = ("fields",)
 
-    def __init__(self, title: str, text: str) -> None:
-        self.fields = (_Field(title), _Field(text))
+    def __init__(
+        self,
+        title: str,
+        text: str,
+        tags: Sequence[str] = (),
+        author: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        # Categories are one text, in order, one per line.
+        extra = ("\n".join(tags), author or "", url or "")
+        self.fields = (_Field(title), _Field(text), *(_Field(t) for t in extra))
 
 
 # --- evaluators ----------------------------------------------------------------------------
@@ -254,18 +283,31 @@ class _Title(_Node):
         return self.operand.evaluate(doc, (TITLE,))
 
 
+class _InField(_Node):
+    __slots__ = ("field", "operand")
+
+    def __init__(self, field: int, operand: _Node) -> None:
+        self.field, self.operand = field, operand
+
+    def evaluate(self, doc: _Doc, fields: tuple[int, ...]) -> _Hits:
+        return self.operand.evaluate(doc, (self.field,))
+
+
 # --- compiling -----------------------------------------------------------------------------
 
 
 class _Compiler:
-    def __init__(self, algorithms: tuple[str, ...]) -> None:
+    def __init__(self, algorithms: tuple[str, ...], transliterate: bool = False) -> None:
         self.algorithms = algorithms
+        self.transliterate = transliterate
 
     def word(self, w: q.Word) -> _Word:
+        forms = (w.text, *transliterations(w.text)) if self.transliterate else (w.text,)
+        folded = tuple(dict.fromkeys(fold(f) for f in forms))
         if w.prefix:
-            return _Word(fold(w.text), True, ())
-        stems = tuple(dict.fromkeys((a, stem_with(w.text, a)) for a in self.algorithms))
-        return _Word(fold(w.text), False, stems)
+            return _Word(folded[0], True, (), folded[1:])
+        stems = tuple(dict.fromkeys((a, stem_with(f, a)) for f in forms for a in self.algorithms))
+        return _Word(folded[0], False, stems, folded[1:])
 
     def phrase(self, p: q.Phrase) -> _Phrase:
         return _Phrase(tuple(self.word(w) for w in p.words))
@@ -284,6 +326,8 @@ class _Compiler:
                 return _Near(self.phrase(left), self.phrase(right), distance)
             case q.Title(operand):
                 return _Title(self.node(operand))
+            case q.Field(name, operand):
+                return _InField(_FIELD_INDEX[name], self.node(operand))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -294,9 +338,21 @@ class CompiledRule:
     config: RuleConfig
     root: _Node
 
-    def explain(self, title: str, text: str) -> MatchResult | None:
+    def explain(
+        self,
+        title: str,
+        text: str,
+        *,
+        tags: Sequence[str] = (),
+        author: str | None = None,
+        url: str | None = None,
+    ) -> MatchResult | None:
         """Whether and where this rule matches an item."""
-        return self._result(_Doc(title, text))
+        return self._result(_Doc(title, text, tags, author, url))
+
+    def applies_to(self, feed: str | None) -> bool:
+        """Whether the rule watches `feed` (`feeds`/`exclude_feeds`); None: any feed."""
+        return applies_to(self.config, feed)
 
     def _result(self, doc: _Doc) -> MatchResult | None:
         hits = self.root.evaluate(doc, _ALL_FIELDS)
@@ -356,7 +412,9 @@ def compile_rule(rule: RuleConfig) -> CompiledRule:
     _check_satisfiable(rule, any_, all_, none)
 
     algorithms = (stemmer_name(code) for code in rule.languages)  # None: match unstemmed
-    compiler = _Compiler(tuple(dict.fromkeys(a for a in algorithms if a is not None)))
+    compiler = _Compiler(
+        tuple(dict.fromkeys(a for a in algorithms if a is not None)), rule.transliterate
+    )
     parts: list[_Node] = []
     if any_:
         parts.append(_Or([compiler.phrase(p) for p in any_]))
@@ -368,19 +426,51 @@ def compile_rule(rule: RuleConfig) -> CompiledRule:
     return CompiledRule(rule.name, rule, parts[0] if len(parts) == 1 else _And(parts))
 
 
+def applies_to(rule: RuleConfig, feed: str | None) -> bool:
+    """Whether `rule` watches `feed` (its `feeds` and `exclude_feeds`); None: any feed."""
+    if feed is None:
+        return True
+    return (rule.feeds is None or feed in rule.feeds) and feed not in rule.exclude_feeds
+
+
 class Matcher:
-    """Every rule of a config, compiled once; `match` analyses an item once for all rules."""
+    """Every rule of a config, compiled once; `match` analyses an item once and evaluates every
+    rule on it. The simple evaluator: `monitor.rules.compile.CompiledRules` gives the same
+    answers faster, and this class is its test oracle."""
 
     def __init__(self, rules: Iterable[RuleConfig]) -> None:
         self.rules: tuple[CompiledRule, ...] = tuple(compile_rule(r) for r in rules)
 
-    def explain(self, title: str, text: str) -> list[MatchResult]:
-        doc = _Doc(title, text)
-        return [r for rule in self.rules if (r := rule._result(doc)) is not None]
+    def explain(
+        self,
+        title: str,
+        text: str,
+        *,
+        tags: Sequence[str] = (),
+        author: str | None = None,
+        url: str | None = None,
+        feed: str | None = None,
+    ) -> list[MatchResult]:
+        doc = _Doc(title, text, tags, author, url)
+        return [
+            r
+            for rule in self.rules
+            if rule.applies_to(feed) and (r := rule._result(doc)) is not None
+        ]
 
-    def match(self, title: str, text: str) -> list[Match]:
-        """One Match per matching rule, in rule order."""
-        return [r.to_match() for r in self.explain(title, text)]
+    def match(
+        self,
+        title: str,
+        text: str,
+        *,
+        tags: Sequence[str] = (),
+        author: str | None = None,
+        url: str | None = None,
+        feed: str | None = None,
+    ) -> list[Match]:
+        """One Match per matching rule, in rule order; only rules watching `feed` if given."""
+        found = self.explain(title, text, tags=tags, author=author, url=url, feed=feed)
+        return [r.to_match() for r in found]
 
 
 def explain(rule: RuleConfig | CompiledRule, title: str, text: str) -> MatchResult | None:
@@ -398,7 +488,7 @@ def _collapse(text: str) -> str:
 
 def _result(rule: str, doc: _Doc, hits: list[_Hit]) -> MatchResult:
     terms: dict[str, str] = {}
-    spans: tuple[set[Span], set[Span]] = (set(), set())
+    spans: tuple[set[Span], ...] = tuple(set() for _ in doc.fields)
     for hit in sorted(set(hits)):
         fld = doc.fields[hit.field]
         start, end = fld.span(hit)

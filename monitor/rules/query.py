@@ -2,7 +2,8 @@
 
     query   := or      or := and (OR and)*      and := unary ([AND] unary)*
     unary   := (NOT | -) unary | near           near := primary [NEAR/n primary]
-    primary := term | "phrase" | ( query ) | title: primary
+    primary := term | "phrase" | ( query ) | field: primary
+    field   := title | body | tag | author | url
 
 Precedence NOT > AND > OR; neighbours are AND-ed. A bare term that the tokenizer splits into
 several words (`Kursk-Region`) is a phrase; `word*` marks a prefix word (also inside quotes).
@@ -85,7 +86,20 @@ class Title:
     end: int = field(default=0, compare=False)  # with column: the source, query[column-1:end]
 
 
-Node = Phrase | Not | And | Or | Near | Title
+@dataclass(frozen=True, slots=True)
+class Field:
+    """The operand is evaluated on one other field of the item: `body` (the text without the
+    title), `tag` (categories), `author`, `url` (the words of the link)."""
+
+    name: str
+    operand: Node
+    column: int = field(default=0, compare=False)
+    end: int = field(default=0, compare=False)  # with column: the source, query[column-1:end]
+
+
+FIELD_NAMES = ("title", "body", "tag", "author", "url")
+
+Node = Phrase | Not | And | Or | Near | Title | Field
 
 
 def source(query: str, node: Node) -> str:
@@ -106,7 +120,7 @@ def is_positive(node: Node) -> bool:
             return any(is_positive(n) for n in operands)
         case Or(operands):
             return all(is_positive(n) for n in operands)
-        case Title(operand):
+        case Title(operand) | Field(_, operand):
             return is_positive(operand)
 
 
@@ -121,6 +135,7 @@ class _Kind(Enum):
     NEG = "'-'"
     NEAR = "NEAR"
     TITLE = "'title:'"
+    FIELD = "field:"
     LPAREN = "'('"
     RPAREN = "')'"
     END = "end of query"
@@ -133,11 +148,15 @@ class _Tok:
     words: tuple[Word, ...] = ()
     distance: int = 0
     end: int = 0  # 0-based index just past the token
+    name: str = ""  # a field token's field (title, body, tag, author, url)
 
 
-_OPERAND_START = frozenset({_Kind.WORDS, _Kind.NOT, _Kind.NEG, _Kind.TITLE, _Kind.LPAREN})
+_OPERAND_START = frozenset(
+    {_Kind.WORDS, _Kind.NOT, _Kind.NEG, _Kind.TITLE, _Kind.FIELD, _Kind.LPAREN}
+)
 _NEAR = re.compile(r"NEAR/(\d+)")
 _SPECIAL = '()"'
+_FIELD_PREFIX = re.compile(r"(title|body|tag|author|url):", re.IGNORECASE)
 
 
 def parse_words(text: str, offset: int = 0) -> tuple[Word, ...]:
@@ -193,14 +212,16 @@ def _lex(query: str) -> list[_Tok]:
                 )
             toks.append(_Tok(_Kind.NEG, col, end=col))
             i += 1
-        elif query[i : i + 6].lower() == "title:":
-            nxt = query[i + 6 : i + 7]
+        elif (m := _FIELD_PREFIX.match(query, i)) is not None:
+            name = m.group(1).lower()
+            nxt = query[m.end() : m.end() + 1]
             if not nxt or nxt.isspace() or nxt == ")":
                 raise QueryError(
-                    "'title:' must be directly followed by a term, \"phrase\" or (group)", col
+                    f"'{name}:' must be directly followed by a term, \"phrase\" or (group)", col
                 )
-            toks.append(_Tok(_Kind.TITLE, col, end=i + 6))
-            i += 6
+            kind = _Kind.TITLE if name == "title" else _Kind.FIELD
+            toks.append(_Tok(kind, col, end=m.end(), name=name))
+            i = m.end()
         else:
             j = i
             while j < n and not query[j].isspace() and query[j] not in _SPECIAL:
@@ -324,9 +345,10 @@ class _Parser:
         if self.peek().kind is not _Kind.NEAR:
             return left
         op = self.take()
-        if isinstance(left, Title):
+        if isinstance(left, Title | Field):
+            name = "title" if isinstance(left, Title) else left.name
             raise QueryError(
-                "NEAR joins two terms or phrases; for the title write title:(a NEAR/n b)",
+                f"NEAR joins two terms or phrases; for one field write {name}:(a NEAR/n b)",
                 op.column,
             )
         if not isinstance(left, Phrase):
@@ -366,6 +388,14 @@ class _Parser:
                     )
                 operand = self.parse_primary()
                 return Title(operand, tok.column, self.end())
+            case _Kind.FIELD:
+                if self.peek().kind not in (_Kind.WORDS, _Kind.LPAREN):
+                    raise QueryError(
+                        f"'{tok.name}:' must be followed by a term, \"phrase\" or (group)",
+                        tok.column,
+                    )
+                operand = self.parse_primary()
+                return Field(tok.name, operand, tok.column, self.end())
             case _Kind.RPAREN:
                 raise QueryError("')' has no matching '('", tok.column)
             case _Kind.END:  # pragma: no cover - operators check for an operand first
