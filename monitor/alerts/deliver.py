@@ -283,6 +283,16 @@ def url_problem(url: str) -> str | None:
     return None
 
 
+def privacy_form_hides(url: str) -> bool:
+    """Whether Apprise masks part of `url` in its privacy form: the URL holds a secret."""
+    register_console_channel()
+    service = _instantiate(url)
+    try:
+        return service is not None and service.url(privacy=True) != service.url(privacy=False)
+    except Exception:  # a plugin bug: not known to hold a secret
+        return False
+
+
 # --- Apprise plumbing (the only place Apprise objects exist) -------------------------------
 
 
