@@ -176,3 +176,63 @@ class Message:
 
     title: str
     body: str
+
+
+# --- stored state (what the store hands back) ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FeedState:
+    name: str
+    url: str
+    title: str | None
+    etag: str | None
+    last_modified: str | None
+    last_success_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    consecutive_failures: int
+    next_poll_at: datetime | None
+    retry_until: datetime | None
+    gone: bool
+    items_seen: int
+    problem: str | None = None  # what is wrong with the current document (read anyway)
+
+    @classmethod
+    def unpolled(cls, name: str, url: str) -> FeedState:
+        """A feed the database has no row for yet."""
+        return cls(name, url, None, None, None, None, None, None, 0, None, None, False, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAlert:
+    id: int
+    channel: str
+    alert_id: str
+    message: Message
+    attempts: int
+    lease: datetime  # our hold on the row: the token for mark_delivered / mark_failed
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMatch:
+    rule: str
+    title: str
+    link: str | None
+    feed: str
+    published: datetime | None
+    first_seen: datetime
+    matched_at: datetime
+    terms: tuple[str, ...]
+    snippet: str
+    alerted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    feed: str
+    title: str
+    text: str
+    link: str | None
+    published: datetime | None
+    first_seen: datetime

@@ -17,7 +17,6 @@ import logging
 import os
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,67 +34,16 @@ from monitor.errors import DatabaseSetupError, StorageError
 from monitor.store.models import FeedRow, ItemRow, MatchRow, OutboxRow, RuleLinkRow
 from monitor.types import FeedConfig, Item, Match, Message
 
+# The domain types the store hands back live in monitor.types; re-exported from here.
+from monitor.types import FeedState as FeedState
+from monitor.types import PendingAlert as PendingAlert
+from monitor.types import StoredItem as StoredItem
+from monitor.types import StoredMatch as StoredMatch
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
 READ_ONLY = "monitor_read_only"  # execution option of the engine used by Store._read
 DAEMON_LOCK = 0x6E6D6F6E  # PostgreSQL advisory lock key of `monitor run` ("nmon")
-
-
-@dataclass(frozen=True, slots=True)
-class FeedState:
-    name: str
-    url: str
-    title: str | None
-    etag: str | None
-    last_modified: str | None
-    last_success_at: datetime | None
-    last_error: str | None
-    last_error_at: datetime | None
-    consecutive_failures: int
-    next_poll_at: datetime | None
-    retry_until: datetime | None
-    gone: bool
-    items_seen: int
-    problem: str | None = None  # what is wrong with the current document (read anyway)
-
-    @classmethod
-    def unpolled(cls, name: str, url: str) -> FeedState:
-        """A feed the database has no row for yet."""
-        return cls(name, url, None, None, None, None, None, None, 0, None, None, False, 0)
-
-
-@dataclass(frozen=True, slots=True)
-class PendingAlert:
-    id: int
-    channel: str
-    alert_id: str
-    message: Message
-    attempts: int
-    lease: datetime  # our hold on the row: the token for mark_delivered / mark_failed
-
-
-@dataclass(frozen=True, slots=True)
-class StoredMatch:
-    rule: str
-    title: str
-    link: str | None
-    feed: str
-    published: datetime | None
-    first_seen: datetime
-    matched_at: datetime
-    terms: tuple[str, ...]
-    snippet: str
-    alerted: bool
-
-
-@dataclass(frozen=True, slots=True)
-class StoredItem:
-    feed: str
-    title: str
-    text: str
-    link: str | None
-    published: datetime | None
-    first_seen: datetime
 
 
 def _feed_state(row: FeedRow) -> FeedState:
