@@ -74,3 +74,12 @@ def test_a_config_mistake_imports_no_database_library(tmp_path: Path) -> None:
     code, modules = imported("check", "--config", str(config))
     assert code == 2
     assert "sqlalchemy" not in modules
+
+
+def test_sqlalchemy_errors_are_recognised_without_importing_sqlalchemy_first() -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from monitor.cli import _is_sqlalchemy_error
+
+    assert _is_sqlalchemy_error(OperationalError("SELECT 1", {}, Exception("gone away")))
+    assert not _is_sqlalchemy_error(ValueError("not a database error"))
