@@ -2,12 +2,18 @@
 
 This is the one place that catches MonitorError: a user's mistake (UserError) exits 2 with its
 message, any other MonitorError exits 1, and no traceback is shown for either.
+
+Start-up: a command imports only what it uses. The heavy modules (the config package with
+pydantic and the stemmers, the store with SQLAlchemy and Alembic, Apprise, aiohttp, the
+daemon, asyncio) are imported inside the command that needs them; that is the pattern for a
+CLI's commands, and `--help` or `check` pays for nothing else (tests/test_startup.py,
+benchmarks/bench_startup.py). Keep module-level imports here to the standard library's light
+modules and monitor's pure ones (errors, types, clock, logs).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import json
 import os
@@ -17,26 +23,18 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from monitor import __version__
 from monitor.clock import utcnow
-from monitor.config import (
-    insecure_permissions,
-    load_config,
-    mask_url,
-    parse_duration,
-    resolve_config_path,
-)
 from monitor.errors import MonitorError, UsageError, UserError
 from monitor.logs import setup_logging
-from monitor.store.repo import FeedState
-from monitor.types import Config, FeedConfig, PollStatus
+from monitor.types import Config, FeedConfig, FeedState, PollStatus
 
 Command = Callable[[argparse.Namespace], int]
 
 
 def _load(args: argparse.Namespace) -> Config:
+    from monitor.config import insecure_permissions, load_config, resolve_config_path
+
     path = resolve_config_path(args.config, os.environ)
     config = load_config(path, os.environ)
     setup_logging(args.verbose, secrets=[u for c in config.channels for u in c.urls])
@@ -50,6 +48,8 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from monitor.config import mask_url
+
     config = _load(args)
     print(
         f"{config.path}: OK: {len(config.feeds)} feeds, {len(config.rules)} rules, "
@@ -60,6 +60,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"  channel {channel.name}: {shown}")
     for warning in config_warnings(config):
         print(f"monitor: warning: {config.path}: {warning}", file=sys.stderr)
+    for warning in config.warnings:  # rules that will flood; already located in the file
+        print(f"monitor: warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -89,6 +91,8 @@ def _selected_feeds(config: Config, names: Sequence[str]) -> list[FeedConfig]:
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
+    import asyncio
+
     from monitor import pipeline
     from monitor.app import make_app
     from monitor.store.repo import Store
@@ -174,6 +178,7 @@ CSV_COLUMNS = ("matched_at", "rule", "feed", "title", "link", "published", "term
 
 
 def cmd_matches(args: argparse.Namespace) -> int:
+    from monitor.config import parse_duration
     from monitor.store.repo import Store
 
     config = _load(args)
@@ -340,6 +345,7 @@ def cmd_test_rule(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from monitor.config import load_config
     from monitor.daemon import run_daemon
 
     config = _load(args)
@@ -489,6 +495,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _is_sqlalchemy_error(exc: BaseException) -> bool:
+    """`isinstance(exc, SQLAlchemyError)` without importing SQLAlchemy at start-up: when one of
+    its errors was raised, its module is loaded already."""
+    errors = sys.modules.get("sqlalchemy.exc")
+    return errors is not None and isinstance(exc, errors.SQLAlchemyError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -504,7 +517,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MonitorError as exc:
         print(f"monitor: error: {exc}", file=sys.stderr)
         return 1
-    except SQLAlchemyError as exc:  # parameters are hidden by the engine: no secret in it
+    except Exception as exc:
+        if not _is_sqlalchemy_error(exc):
+            raise
+        # parameters are hidden by the engine: no secret in it
         reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
         print(f"monitor: database error: {reason}", file=sys.stderr)
         return 1

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from monitor.alerts.deliver import SecretRedactor, configure_apprise_logging
+from monitor.alerts.secrets import SecretRedactor, configure_apprise_logging
 
 HANDLER_NAME = "monitor"  # ours, replaced on every set-up; other handlers are left alone
 

@@ -184,7 +184,7 @@ class Message:
     body: str
 
 
-# --- feed state and poll outcomes ----------------------------------------------------------
+# --- stored state (what the store hands back) and poll outcomes -----------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,3 +223,37 @@ class PollStatus(StrEnum):
     GONE = "gone"  # answered 410 just now: disabled
     DISABLED = "disabled"  # gone earlier: not fetched
     WAITING = "waiting"  # the server's Retry-After has not passed: not fetched
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAlert:
+    id: int
+    channel: str
+    alert_id: str
+    content: AlertContent | Message  # a Message for rows rendered before revision 0003
+    attempts: int
+    lease: datetime  # our hold on the row: the token for mark_delivered / mark_failed
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMatch:
+    rule: str
+    title: str
+    link: str | None
+    feed: str
+    published: datetime | None
+    first_seen: datetime
+    matched_at: datetime
+    terms: tuple[str, ...]
+    snippet: str
+    alerted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    feed: str
+    title: str
+    text: str
+    link: str | None
+    published: datetime | None
+    first_seen: datetime

@@ -543,3 +543,19 @@ def test_check_warns_on_a_config_that_polls_or_matches_nothing(
     assert len(lines) == len(warnings)
     for line, warning in zip(lines, warnings, strict=True):
         assert str(config) in line and warning in line
+
+
+def test_check_warns_about_rules_that_will_flood(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[[feeds]]\nname = "n"\nurl = "http://127.0.0.1:9/f"\n'
+        '[[rules]]\nname = "noisy"\nany = ["the"]\nlanguages = ["en"]\n'
+        '[[rules]]\nname = "fine"\nany = ["Kursk"]\n',
+        encoding="utf-8",
+    )
+    code, _, err = run(capsys, "--config", str(config), "check")
+    assert code == 0
+    [line] = [line for line in err.splitlines() if "warning" in line]
+    assert '"noisy"' in line and "config.toml:" in line

@@ -639,6 +639,44 @@ def test_database_urls_are_normalised(tmp_path: Path, database: str, expected: s
     assert config.settings.database == expected
 
 
+@pytest.mark.parametrize(
+    "database",
+    [
+        "postgresql://db/news",
+        "postgresql://u:p@db:5432/news",
+        "postgresql://u@[::1]:5432/news",
+        "postgresql://db:/news",  # an empty port
+        "postgresql://db:54x/news",
+        "postgresql://db:5432",
+        "postgres ql://db/news",
+        "sqlite:///x.db?timeout=5",
+        "sqlite://",
+        "://db/news",
+        "sqlite:/x.db",
+    ],
+)
+def test_database_urls_are_read_as_sqlalchemy_reads_them(tmp_path: Path, database: str) -> None:
+    """The config reads a database URL without SQLAlchemy (start-up time), by its grammar."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(database)
+        readable = True
+    except (ArgumentError, ValueError):
+        readable = False
+    path = tmp_path / "config.toml"
+    path.write_text(f'[monitor]\ndatabase = "{database}"\n', encoding="utf-8")
+    try:
+        load_config(path, {})
+        loaded = True
+    except ConfigError as exc:
+        assert not readable or "not a valid database URL" not in str(exc)
+        loaded = False
+    if not readable:
+        assert not loaded
+
+
 def test_postgres_alias_with_the_password_in_the_environment(tmp_path: Path) -> None:
     config = load(tmp_path, '[monitor]\ndatabase = "postgres://news:${SMTP_PASSWORD}@db/news"\n')
     assert config.settings.database == f"postgresql+psycopg://news:{CANARY}@db/news"

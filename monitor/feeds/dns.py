@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from monitor.errors import PrivateAddressRefused
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 MAX_TTL = 3600.0  # seconds an answer is kept at most, whatever its TTL says
@@ -38,20 +40,6 @@ _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 # (host, port, family) -> (addresses, seconds to keep them or None for "no TTL known")
 Answer = tuple[list[ResolveResult], float | None]
 Lookup = Callable[[str, int, socket.AddressFamily], Awaitable[Answer]]
-
-
-class PrivateAddressRefused(OSError):
-    """A feed configured with a public host was led to a non-public address."""
-
-    def __init__(self, ip: IPAddress, kind: str, host: str | None = None) -> None:
-        self.ip = ip
-        self.kind = kind
-        self.host = host
-        where = f"{host} resolves to" if host is not None else "redirected to"
-        super().__init__(
-            f"{where} {ip}, a {kind} address: refused, as the feed's configured host is public"
-            " (configure the feed by its address or an intranet name to allow this)"
-        )
 
 
 def address_kind(ip: IPAddress) -> str | None:

@@ -64,9 +64,9 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from monitor.clock import Clock, utcnow
+from monitor.errors import PrivateAddressRefused
 from monitor.feeds.dns import (
     CachingResolver,
-    PrivateAddressRefused,
     PublicOnlyResolver,
     address_kind,
     parse_ip,

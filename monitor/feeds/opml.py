@@ -42,6 +42,7 @@ import defusedxml.ElementTree as SafeET
 import tomlkit
 from defusedxml import DefusedXmlException
 
+from monitor.errors import OpmlError
 from monitor.types import FeedConfig
 
 __all__ = ["ImportedFeed", "OpmlError", "SkippedOutline", "export_opml", "import_opml"]
@@ -52,10 +53,6 @@ _BLANKS = re.compile(r"\s+")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _HEADER = re.compile(r"\s*\[\[?\s*([^\]]*?)\s*\]\]?\s*(?:#.*)?")
 _ARRAY_HEADER = re.compile(r"\s*\[\[\s*feeds\s*\]\]\s*(?:#.*)?")
-
-
-class OpmlError(ValueError):
-    """The OPML file or the config text cannot be used; the message says why (one line)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,11 +5,11 @@ Pure code: `Matcher(config.rules).match(title, text)` is all the pipeline needs;
 serve `monitor check`.
 """
 
+from monitor.errors import RuleQueryError
 from monitor.rules.match import (
     CompiledRule,
     Matcher,
     MatchResult,
-    RuleQueryError,
     compile_rule,
     explain,
     highlight,

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from monitor.errors import QueryError
+from monitor.errors import QueryError, RuleQueryError
 from monitor.rules import query as q
 from monitor.rules.text import Token, fold, stem_with, stemmer_name, tokenize
 from monitor.rules.translit import transliterations
@@ -31,26 +31,6 @@ _FIELD_INDEX = {"title": TITLE, "body": BODY, "tag": TAGS, "author": AUTHOR, "ur
 SNIPPET_WIDTH = 200
 
 Span = tuple[int, int]
-
-
-class RuleQueryError(QueryError):
-    """A rule does not compile. `field` is "query", "any", "all", "none" or "rule" (the rule as
-    a whole); `index` is the 0-based list entry at fault, if any; `column` is 1-based within
-    the query or entry."""
-
-    def __init__(
-        self, rule: str, field: str, message: str, column: int = 1, index: int | None = None
-    ) -> None:
-        super().__init__(message, column)
-        self.rule = rule
-        self.field = field
-        self.index = index
-
-    def __str__(self) -> str:
-        if self.field == "rule":
-            return f"rule {self.rule!r}: {self.message}"
-        where = self.field if self.index is None else f"{self.field}[{self.index}]"
-        return f"rule {self.rule!r}, {where} column {self.column}: {self.message}"
 
 
 @dataclass(frozen=True, slots=True)

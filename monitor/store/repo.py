@@ -35,7 +35,13 @@ from monitor.alerts.decide import Failed, Fetched, Gone, PollPlan, QueuedAlert
 from monitor.alerts.outbox import content_from_json, content_to_json
 from monitor.errors import DatabaseSetupError, StorageError
 from monitor.store.models import FeedRow, ItemRow, MatchRow, OutboxRow, RuleLinkRow
-from monitor.types import AlertContent, FeedConfig, FeedState, Item, Match, Message
+from monitor.types import FeedConfig, Item, Match
+
+# The domain types the store hands back live in monitor.types; re-exported from here.
+from monitor.types import FeedState as FeedState
+from monitor.types import PendingAlert as PendingAlert
+from monitor.types import StoredItem as StoredItem
+from monitor.types import StoredMatch as StoredMatch
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
@@ -50,40 +56,6 @@ class Recorded:
     new_items: int = 0
     matches: int = 0
     alerts: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class PendingAlert:
-    id: int
-    channel: str
-    alert_id: str
-    content: AlertContent | Message  # a Message for rows rendered before 0003
-    attempts: int
-    lease: datetime  # our hold on the row: the token for mark_delivered / mark_failed
-
-
-@dataclass(frozen=True, slots=True)
-class StoredMatch:
-    rule: str
-    title: str
-    link: str | None
-    feed: str
-    published: datetime | None
-    first_seen: datetime
-    matched_at: datetime
-    terms: tuple[str, ...]
-    snippet: str
-    alerted: bool
-
-
-@dataclass(frozen=True, slots=True)
-class StoredItem:
-    feed: str
-    title: str
-    text: str
-    link: str | None
-    published: datetime | None
-    first_seen: datetime
 
 
 def _feed_state(row: FeedRow) -> FeedState:
