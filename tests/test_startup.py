@@ -54,6 +54,21 @@ def test_check_imports_no_database_or_network_library(tmp_path: Path) -> None:
     assert code == 0
     assert modules.isdisjoint({"sqlalchemy", "alembic", "aiohttp", "feedparser", "apscheduler"})
     assert "monitor" in modules and "pydantic" in modules  # the config was really loaded
+    # the bundled config's only channel is console://, our own: no Apprise needed to check it
+    assert "apprise" not in modules
+
+
+def test_console_urls_are_checked_without_apprise(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[channels]\nout = "console://"\nerr = "console://stderr"\nbad = "console://printer"\n'
+        '[[feeds]]\nname = "a"\nurl = "https://example.org/feed"\n'
+        '[[rules]]\nname = "r"\nany = ["word"]\n',
+        encoding="utf-8",
+    )
+    code, modules = imported("check", "--config", str(config))
+    assert code == 2  # console://printer
+    assert "apprise" not in modules
 
 
 def test_check_without_channels_imports_no_apprise(tmp_path: Path) -> None:

@@ -43,12 +43,12 @@ from urllib.parse import unquote, urlsplit
 
 import apprise
 
+from monitor.alerts.console import CONSOLE_SCHEMA
 from monitor.alerts.secrets import MASK, Secrets, configure_apprise_logging, redact
 from monitor.alerts.secrets import SecretRedactor as SecretRedactor  # where it used to be
 from monitor.textutil import one_line
 from monitor.types import ChannelConfig, Message
 
-CONSOLE_SCHEMA = "console"
 SEND_TIMEOUT = 60.0  # seconds for a whole send through one channel (all its URLs)
 REASON_MAX = 300  # characters of a failure reason
 

@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, unquote_plus, urlsplit
 
+from monitor.alerts.console import is_console_url
+
 MASK = "***"
 APPRISE_LOGGER = "apprise"  # apprise.LOGGER_NAME
 
@@ -54,6 +56,8 @@ MIN_SECRET = 3  # shorter values are not masked (a one-letter "password" would h
 def _secrets_of(url: str) -> set[str]:
     """Every substring of an Apprise URL that is a secret (and its encoded forms)."""
     url = url.strip()
+    if is_console_url(url):  # our own channel: nothing secret (and no Apprise needed)
+        return set()
     if "://" not in url:  # not URL-shaped at all: all of it may be a secret
         return _with_encodings([url])
     found: set[str] = set()

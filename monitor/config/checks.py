@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from monitor.alerts.console import console_url_problem, is_console_url
 from monitor.config.locate import Loc
 from monitor.errors import QueryError, RuleQueryError
 from monitor.rules.match import compile_rule
@@ -99,11 +100,15 @@ def _apprise() -> _AppriseEdge:
 
 def url_problem(url: str) -> str | None:
     """Why `url` is not a usable Apprise URL (offline), or None. Never includes the URL."""
+    if is_console_url(url):
+        return console_url_problem(url)
     return _apprise().url_problem(url)
 
 
 def mask_url(url: str) -> str:
     """A channel URL fit to show (Apprise's privacy form, secrets masked), for the CLI."""
+    if is_console_url(url):
+        return url.strip()  # holds no secret: shown as written
     return _apprise().mask_url(url)
 
 
@@ -141,7 +146,7 @@ def insecure_permissions(path: Path) -> str | None:
 
 
 def _literal_secret(url: object) -> bool:
-    if not isinstance(url, str):
+    if not isinstance(url, str) or is_console_url(url):
         return False
     try:
         password = urlsplit(url).password
