@@ -27,6 +27,7 @@ from monitor import __version__
 from monitor.clock import utcnow
 from monitor.errors import MonitorError, UsageError, UserError
 from monitor.logs import setup_logging
+from monitor.textutil import one_line
 from monitor.types import Config, FeedConfig, FeedState, PollStatus
 
 Command = Callable[[argparse.Namespace], int]
@@ -236,7 +237,7 @@ def cmd_matches(args: argparse.Namespace) -> int:
                 m.link or "",
                 ", ".join(m.terms),
                 _when(m.published)[:16],
-                " ".join(m.snippet.split()),
+                one_line(m.snippet),
             ]
             for m in found
         ]
@@ -521,7 +522,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not _is_sqlalchemy_error(exc):
             raise
         # parameters are hidden by the engine: no secret in it
-        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
+        reason = one_line(str(getattr(exc, "orig", None) or exc))[:300]
         print(f"monitor: database error: {reason}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

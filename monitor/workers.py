@@ -32,6 +32,7 @@ from typing import Any, Self, TypeVar
 from monitor.errors import FeedError
 from monitor.feeds.parse import parse_feed
 from monitor.rules.match import Matcher
+from monitor.textutil import one_line
 from monitor.types import Item, Match, ParsedFeed, RuleConfig
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ def _guarded(what: str, func: Callable[..., T], *args: Any) -> T:
     except FeedError:
         raise
     except Exception as exc:
-        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        reason = one_line(str(exc))[:200] or type(exc).__name__
         raise FeedError(f"{what} failed: {type(exc).__name__}: {reason}") from None
 
 

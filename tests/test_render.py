@@ -13,9 +13,9 @@ from monitor.alerts.render import (
     TRUNCATED,
     ZWSP,
     iso_utc,
+    live_link,
     neutralise,
     render,
-    safe_link,
 )
 from monitor.types import AlertContent, Match
 
@@ -188,13 +188,13 @@ def test_neutralise_keeps_ordinary_news_text() -> None:
 
 
 def test_item_link_is_the_one_live_link() -> None:
-    assert safe_link("https://example.org/a?b=1&c=2#frag") == "https://example.org/a?b=1&c=2#frag"
-    assert safe_link("https://example.org/<x>|y z") == "https://example.org/%3Cx%3E%7Cyz"
-    assert safe_link("https://example.org/@everyone") == "https://example.org/%40everyone"
+    assert live_link("https://example.org/a?b=1&c=2#frag") == "https://example.org/a?b=1&c=2#frag"
+    assert live_link("https://example.org/<x>|y z") == "https://example.org/%3Cx%3E%7Cyz"
+    assert live_link("https://example.org/@everyone") == "https://example.org/%40everyone"
     # user info in a link is a phishing trick (the real host is after the @)
-    assert safe_link("https://www.bank.example@evil.example/") == "https://evil.example/"
-    assert safe_link("javascript:alert(1)") == "javascript[:]alert(1)"
-    assert safe_link("data:text/html,x") == "data[:]text/html,x"
+    assert live_link("https://www.bank.example@evil.example/") == "https://evil.example/"
+    assert live_link("javascript:alert(1)") == "javascript[:]alert(1)"
+    assert live_link("data:text/html,x") == "data[:]text/html,x"
     body = render(alert(link="javascript:alert(document.cookie)")).body
     assert "Link: javascript[:]alert(document[.]cookie)" in body
 

@@ -16,6 +16,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import text
 
 from monitor.alerts.decide import Fetched, Gone, QueuedAlert
+from monitor.errors import StorageError
 from monitor.store.models import Base
 from monitor.store.repo import MIGRATIONS, Store, make_engine
 from monitor.types import AlertContent, FeedConfig, Item, Match, Message
@@ -258,5 +259,22 @@ def test_outbox_rows_queued_before_0003_keep_their_text(database_url: str) -> No
         pending = store.claim_next_alert("desk", NOW, timedelta(minutes=5))
         assert pending is not None
         assert pending.content == Message("Old title", "Title: Old\nalert-id: nm-old")
+    finally:
+        store.close()
+
+
+def test_database_errors_leave_the_store_as_storage_errors(tmp_path: Path) -> None:
+    """No raw SQLAlchemy error crosses the store's boundary (reads, writes, plans)."""
+    store = Store.open(f"sqlite:///{tmp_path / 'm.db'}")
+    try:
+        store.sync_feeds([FEED])
+        with store.engine.begin() as conn:
+            conn.execute(text("DROP TABLE outbox"))
+        with pytest.raises(StorageError, match="no such table: outbox"):
+            store.outbox_counts()
+        with pytest.raises(StorageError, match="no such table: outbox"):
+            store.claim_next_alert("desk", NOW, timedelta(minutes=5))
+        with pytest.raises(StorageError, match="no such table"), store.transaction() as tx:
+            tx.enqueue(1, alert("desk", "nm-1"), NOW)
     finally:
         store.close()

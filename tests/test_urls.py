@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.feeds.urls import TRACKING_PARAMS, canonical_link, safe_link
+from monitor.feeds.urls import TRACKING_PARAMS, canonical_link, resolve_link
 
 FEED = "https://news.example.org/feeds/main.xml"
 
@@ -109,4 +109,4 @@ def test_tracking_list_is_lower_case() -> None:
     ],
 )
 def test_safe_link(link: str | None, base: str | None, expected: str | None) -> None:
-    assert safe_link(link, base) == expected
+    assert resolve_link(link, base) == expected

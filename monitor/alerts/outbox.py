@@ -17,6 +17,7 @@ import json
 import random
 from datetime import datetime, timedelta
 
+from monitor.backoff import doubling
 from monitor.types import AlertContent, Match, Message
 
 BASE_DELAY = timedelta(seconds=30)
@@ -29,8 +30,7 @@ def retry_delay(attempts: int, *, jitter: float = 0.0, sample: float | None = No
         return timedelta(0)
     if not 0.0 <= jitter <= 1.0:
         raise ValueError("jitter must be between 0 and 1")
-    exponent = min(attempts - 1, 32)  # 30 s * 2**32 is far past the cap; avoids huge ints
-    delay = min(BASE_DELAY * (1 << exponent), MAX_DELAY)
+    delay = doubling(BASE_DELAY, attempts, MAX_DELAY)
     if jitter:
         u = random.random() if sample is None else min(max(sample, 0.0), 1.0)
         delay = delay * (1.0 - jitter * u)

@@ -94,7 +94,7 @@ def _clean(text: str) -> str:
     return neutralise(text[:_INPUT_MAX])
 
 
-def safe_link(link: str) -> str:
+def live_link(link: str) -> str:
     """The item's link for the one live line: http(s) only, percent-encoded where risky."""
     link = _WHITESPACE.sub("", link.translate(_DROP))
     try:
@@ -138,7 +138,7 @@ def _rule_block(match: Match) -> str:
 
 def render_body(alert: AlertContent, limit: int = BODY_MAX) -> str:
     """The plain-text body: item, feed, time, one block per rule, then the ids."""
-    link = cap(safe_link(alert.link[:_INPUT_MAX]), _LINK_MAX) if alert.link else "(none)"
+    link = cap(live_link(alert.link[:_INPUT_MAX]), _LINK_MAX) if alert.link else "(none)"
     head = "\n".join(
         [
             f"Title: {cap(_clean(alert.title) or '(untitled)', _TITLE_IN_BODY_MAX)}",

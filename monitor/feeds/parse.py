@@ -28,7 +28,7 @@ Decisions, each covered by tests/test_parse.py:
   dropped when its title and text are the same too, and otherwise keyed by the content hash
   (some feeds give every item one guid or link: keeping only the first would lose them all).
   Entries with no guid, link, title or text are dropped as debris of broken markup.
-- Links: resolved against the feed URL by `urls.safe_link` (only http/https survive). The feed
+- Links: resolved against the feed URL by `urls.resolve_link` (only http/https survive). The feed
   URL is deliberately NOT given to feedparser as Content-Location: feedparser would then
   "resolve" relative guids too (`<guid>12345</guid>` -> `https://host/feed/12345`), tying every
   item's identity to the feed URL, so a redirect or an http->https change would re-alert them all.
@@ -72,7 +72,7 @@ import feedparser
 
 from monitor.errors import FeedError
 from monitor.feeds.fastparse import read_feed
-from monitor.feeds.urls import canonical_link, safe_link
+from monitor.feeds.urls import canonical_link, resolve_link
 from monitor.textutil import one_line
 from monitor.types import Item, ParsedFeed
 
@@ -227,7 +227,7 @@ def _item(
     categories: Iterable[str] = (),
     author: str | None = None,
 ) -> Item | None:
-    link = safe_link(raw_link, base)
+    link = resolve_link(raw_link, base)
     if not (guid or link or title or text):
         return None  # debris of broken markup
     return Item(

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 
+from monitor.backoff import doubling
 from monitor.types import FeedState
 
 MAX_BACKOFF = timedelta(hours=24)
@@ -42,13 +43,7 @@ def backoff(interval: timedelta, consecutive_failures: int) -> timedelta:
         raise ValueError(f"interval must be positive, got {interval}")
     if consecutive_failures <= 0:
         return interval
-    ceiling = max(MAX_BACKOFF, interval)
-    delay = interval
-    for _ in range(consecutive_failures - 1):  # doubling, not 2**n: no overflow for any n
-        if delay >= ceiling:
-            break
-        delay *= 2
-    return min(delay, ceiling)
+    return doubling(interval, consecutive_failures, max(MAX_BACKOFF, interval))
 
 
 def next_poll(

@@ -2,7 +2,7 @@
 
 Pure functions on strings, no network.
 
-`safe_link(link, base)` turns a link as it appears in a feed into an absolute `http(s)` URL, or
+`resolve_link(link, base)` turns a link as it appears in a feed into an absolute `http(s)` URL, or
 None. Relative links are resolved against the feed's URL; anything that is not `http`/`https`
 after resolution (`javascript:`, `data:`, `file:`, `mailto:`, a relative link without an
 `http(s)` base, ...) is refused, because links end up clickable in alerts. Like browsers, it
@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote_plus, urljoin, urlsplit, urlunsplit
 
-__all__ = ["TRACKING_PARAMS", "TRACKING_PREFIXES", "canonical_link", "safe_link"]
+__all__ = ["TRACKING_PARAMS", "TRACKING_PREFIXES", "canonical_link", "resolve_link"]
 
 #: Query parameter names (lower case) that only track the reader, never select content.
 TRACKING_PARAMS: frozenset[str] = frozenset(
@@ -118,7 +118,7 @@ def _percent_encode(match: re.Match[str]) -> str:
     return f"%{ord(match.group()):02X}"
 
 
-def safe_link(link: str | None, base: str | None = None) -> str | None:
+def resolve_link(link: str | None, base: str | None = None) -> str | None:
     """`link` as an absolute http(s) URL, resolved against `base`; None if it is not one."""
     if not link:
         return None

@@ -23,6 +23,7 @@ from monitor.errors import QueryError, RuleQueryError
 from monitor.rules import query as q
 from monitor.rules.text import Token, fold, stem_with, stemmer_name, tokenize
 from monitor.rules.translit import transliterations
+from monitor.textutil import one_line
 from monitor.types import Match, RuleConfig
 
 TITLE, BODY, TAGS, AUTHOR, URL = range(5)
@@ -462,10 +463,6 @@ def explain(rule: RuleConfig | CompiledRule, title: str, text: str) -> MatchResu
 # --- presenting ----------------------------------------------------------------------------
 
 
-def _collapse(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _result(rule: str, doc: _Doc, hits: list[_Hit]) -> MatchResult:
     terms: dict[str, str] = {}
     spans: tuple[set[Span], ...] = tuple(set() for _ in doc.fields)
@@ -473,7 +470,7 @@ def _result(rule: str, doc: _Doc, hits: list[_Hit]) -> MatchResult:
         fld = doc.fields[hit.field]
         start, end = fld.span(hit)
         spans[hit.field].add((start, end))
-        surface = _collapse(fld.text[start:end])
+        surface = one_line(fld.text[start:end])
         terms.setdefault(surface.casefold(), surface)
     field = BODY if spans[BODY] else TITLE
     if spans[field]:
@@ -490,7 +487,7 @@ def snippet(text: str, start: int, end: int, width: int = SNIPPET_WIDTH) -> str:
     """About `width` characters of `text` around [start, end), cut at word boundaries, with
     "…" where text was cut and whitespace collapsed."""
     if len(text) <= width:
-        return _collapse(text)
+        return one_line(text)
     lead = max(0, (width - (end - start)) // 3)
     s = max(0, start - lead)
     e = max(min(len(text), s + width), end)
@@ -501,7 +498,7 @@ def snippet(text: str, start: int, end: int, width: int = SNIPPET_WIDTH) -> str:
     if e < len(text) and not text[e].isspace():
         cut = next((i for i in range(e - 1, end - 1, -1) if text[i].isspace()), None)
         e = e if cut is None else cut
-    body = _collapse(text[s:e])
+    body = one_line(text[s:e])
     return ("…" if s > 0 else "") + body + ("…" if e < len(text) else "")
 
 

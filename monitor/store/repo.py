@@ -263,14 +263,23 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
-        """One unit of work: everything written inside commits together or not at all."""
-        with Session(self.engine) as session, session.begin():
-            yield Tx(session, self.dialect)
+        """One unit of work: everything written inside commits together or not at all.
+
+        This and `_read` are the store's boundary: a database error leaves it as a
+        StorageError (one line, no SQL parameters), never as a raw SQLAlchemy error."""
+        try:
+            with Session(self.engine) as session, session.begin():
+                yield Tx(session, self.dialect)
+        except SQLAlchemyError as exc:
+            raise StorageError(f"database: {_reason(exc)}") from exc
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
-        with Session(self.read_engine) as session, session.begin():
-            yield session
+        try:
+            with Session(self.read_engine) as session, session.begin():
+                yield session
+        except SQLAlchemyError as exc:
+            raise StorageError(f"database: {_reason(exc)}") from exc
 
     # --- feeds ---------------------------------------------------------------------------
 
@@ -383,7 +392,7 @@ class Store:
                     alerts += len(queued)
                 tx.add_items_seen(plan.feed, len(ids))
                 return Recorded(new_items=len(ids), matches=matches, alerts=alerts)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, StorageError) as exc:
             raise StorageError(
                 f"cannot record the poll of feed {plan.feed}: {_reason(exc)}"
             ) from exc
@@ -472,7 +481,7 @@ class Store:
                     .values(**values)
                 )
                 return getattr(result, "rowcount", 0) == 1
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, StorageError) as exc:
             raise StorageError(f"cannot record alert {alert.alert_id}: {_reason(exc)}") from exc
 
     def pending_count(self, channel: str, skip: Collection[int] = ()) -> int:
