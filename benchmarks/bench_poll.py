@@ -423,7 +423,7 @@ def profile_worker_side(args: argparse.Namespace, top: int = 12) -> None:
     profiler.enable()
     try:
         for doc in docs:
-            match_items(rules, parse_feed(doc, headers, "http://127.0.0.1/").items)
+            match_items("bench", rules, "feed", parse_feed(doc, headers, "http://127.0.0.1/").items)
     finally:
         profiler.disable()
     total = time.perf_counter() - start

@@ -216,7 +216,9 @@ async def _poll(
             keys = [i.key for i in parsed.items]
             seen = await asyncio.to_thread(app.store.seen_keys, feed.name, keys)
             fresh = [item for item in parsed.items if item.key not in seen]
-            matched = await app.executor.match(snapshot.rules, fresh)
+            matched = await app.executor.match(
+                snapshot.matcher_id, snapshot.rules, feed.name, fresh
+            )
         except FeedError as exc:
             error, parsed = str(exc), None
     plan = plan_poll(

@@ -22,16 +22,16 @@ import os
 import select
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from functools import lru_cache
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from monitor.errors import FeedError
 from monitor.feeds.parse import parse_feed
-from monitor.rules.match import Matcher
+from monitor.rules.compile import CompiledRules, compile_rules
 from monitor.textutil import one_line
 from monitor.types import Item, Match, ParsedFeed, RuleConfig
 
@@ -39,18 +39,37 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-@lru_cache(maxsize=4)
-def _matcher(rules: tuple[RuleConfig, ...]) -> Matcher:
-    """Compiled once per worker process and rule set (a reload brings a new one)."""
-    return Matcher(rules)
+# --- matching: one compiled rule set per worker process and rule-set id ---------------------
+#
+# The parent sends only the rule-set id (`Snapshot.matcher_id`) with the items. A worker that
+# has no compiled matcher for that id answers `_NeedRules`, and only then the parent sends the
+# rules, once per worker and config generation: a poll never pickles the rule set again.
+
+_COMPILED: OrderedDict[str, CompiledRules] = OrderedDict()
+_KEEP = 2  # the current generation, and the previous one for polls still running with it
+
+
+class _NeedRules(Exception):
+    """This worker has no compiled matcher for the rule-set id it was asked to use."""
 
 
 def match_items(
-    rules: tuple[RuleConfig, ...], items: Sequence[Item]
+    matcher_id: str,
+    rules: tuple[RuleConfig, ...] | None,
+    feed: str,
+    items: Sequence[Item],
 ) -> list[tuple[Item, list[Match]]]:
     """Every item with the rules it matches (runs in a worker process)."""
-    matcher = _matcher(rules)
-    return [(item, matcher.match(item.title, item.text)) for item in items]
+    compiled = _COMPILED.get(matcher_id)
+    if compiled is None:
+        if rules is None:
+            raise _NeedRules(matcher_id)
+        compiled = _COMPILED[matcher_id] = compile_rules(rules)
+        while len(_COMPILED) > _KEEP:
+            _COMPILED.popitem(last=False)
+    else:
+        _COMPILED.move_to_end(matcher_id)
+    return [(item, compiled.match_item(item, feed=feed)) for item in items]
 
 
 def _watch_parent(pid: int) -> None:
@@ -91,7 +110,7 @@ def _guarded(what: str, func: Callable[..., T], *args: Any) -> T:
     """
     try:
         return func(*args)
-    except FeedError:
+    except (FeedError, _NeedRules):
         raise
     except Exception as exc:
         reason = one_line(str(exc))[:200] or type(exc).__name__
@@ -125,12 +144,20 @@ class WorkerPool:
         return await self._run("parsing", parse_feed, body, dict(headers), url)
 
     async def match(
-        self, rules: tuple[RuleConfig, ...], items: Sequence[Item]
+        self,
+        matcher_id: str,
+        rules: tuple[RuleConfig, ...],
+        feed: str,
+        items: Sequence[Item],
     ) -> list[tuple[Item, list[Match]]]:
-        """Every item with the rules it matches."""
+        """Every item of `feed` with the rules it matches. `matcher_id` names the rule set
+        (`Snapshot.matcher_id`): the rules travel to a worker only when it lacks them."""
         if not items:
             return []
-        return await self._run("matching", match_items, rules, list(items))
+        try:
+            return await self._run("matching", match_items, matcher_id, None, feed, list(items))
+        except _NeedRules:
+            return await self._run("matching", match_items, matcher_id, rules, feed, list(items))
 
     def _semaphore(self) -> asyncio.Semaphore:
         """One slot per worker, so a task's deadline counts its run time, not its queue time."""

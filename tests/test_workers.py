@@ -72,12 +72,48 @@ def test_matching_in_a_worker_equals_matching_here() -> None:
 
     async def run() -> list[tuple[object, list[object]]]:
         with WorkerPool(workers=1) as pool:
-            assert await pool.match(rules, []) == []
-            return list(await pool.match(rules, items))
+            assert await pool.match("r1", rules, "f", []) == []
+            return list(await pool.match("r1", rules, "f", items))
 
-    expected = match_items(rules, items)
+    expected = match_items("r1", rules, "f", items)
     assert asyncio.run(run()) == expected
     assert expected == [(i, Matcher(rules).match(i.title, i.text)) for i in items]
+
+
+PICKLED: list[str] = []
+
+
+class CountedRules(tuple):  # type: ignore[type-arg]
+    """A rule tuple that notes each time it is pickled (sent to a worker)."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        PICKLED.append("rules")
+        return (tuple, (tuple(self),))
+
+
+def test_the_rules_travel_to_a_worker_once_per_rule_set() -> None:
+    from monitor.types import RuleConfig
+
+    items = parse_feed(RSS, {}, "http://x/").items
+    first = CountedRules((RuleConfig(name="nk", any=("Kursk",)),))
+    second = CountedRules((RuleConfig(name="other", any=("Paris",)),))
+    PICKLED.clear()
+
+    async def run() -> list[list[str]]:
+        with WorkerPool(workers=1) as pool:
+            seen = []
+            for _ in range(5):  # five polls with the same rule set
+                found = await pool.match("gen-1", first, "f", items)
+                seen.append([m.rule for _, ms in found for m in ms])
+            assert PICKLED == ["rules"]  # once, when the worker first met "gen-1"
+            found = await pool.match("gen-2", second, "f", items)  # a reload
+            seen.append([m.rule for _, ms in found for m in ms])
+            assert PICKLED == ["rules", "rules"]
+            return seen
+
+    seen = asyncio.run(run())
+    assert all(rules and set(rules) == {"nk"} for rules in seen[:5])
+    assert "nk" not in seen[5]
 
 
 @pytest.mark.parametrize(
