@@ -194,17 +194,22 @@ class WorkerPool:
         self._kill(executor)
 
     @staticmethod
-    def _kill(executor: ProcessPoolExecutor) -> None:
+    def _kill(executor: ProcessPoolExecutor, wait: bool = False) -> None:
         # No cancel_futures: a task submitted meanwhile then fails with BrokenProcessPool,
         # which `_run` retries, instead of a CancelledError that would look like our own.
         for process in list(getattr(executor, "_processes", {}).values()):
             process.kill()
-        executor.shutdown(wait=False)
+        executor.shutdown(wait=wait)
 
     def close(self) -> None:
-        """Stop the workers now, even mid-parse: an unfinished feed is polled again later."""
+        """Stop the workers now, even mid-parse: an unfinished feed is polled again later.
+
+        Waits (briefly: the workers are dead) for the pool's manager thread to finish, else
+        Python 3.11's exit hook may write to the wake-up pipe that thread is closing and print
+        a traceback (CPython gh-125451, fixed in 3.12.8 and 3.13.1).
+        """
         if self._executor is not None:
-            self._kill(self._executor)
+            self._kill(self._executor, wait=True)
             self._executor = None
 
     def __enter__(self) -> Self:

@@ -175,9 +175,10 @@ def world() -> Iterator[tuple[FeedServer, SmtpServer, WebhookServer]]:
 
 
 def monitor(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run one command; whatever else the story checks, no command may print a traceback."""
     env = {**os.environ, "SMTP_PASSWORD": SMTP_PASSWORD}
     env.pop("MONITOR_CONFIG", None)
-    return subprocess.run(
+    result = subprocess.run(
         [sys.executable, "-m", "monitor", "--config", str(config), *args],
         capture_output=True,
         text=True,
@@ -185,6 +186,9 @@ def monitor(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
     )
+    for name, output in (("stderr", result.stderr), ("stdout", result.stdout)):
+        assert "Traceback" not in output, f"`monitor {' '.join(args)}` {name}:\n{output}"
+    return result
 
 
 def settle() -> None:

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from monitor.alerts.console import console_url_problem, is_console_url
 from monitor.config.locate import Loc
 from monitor.errors import QueryError, RuleQueryError
-from monitor.rules.match import compile_rule
+from monitor.rules.match import CompiledRule, compile_rule
 from monitor.types import RuleConfig
 
 # --- rules ---------------------------------------------------------------------------------
@@ -33,11 +33,15 @@ from monitor.types import RuleConfig
 
 def rule_problems(rule: RuleConfig) -> list[tuple[Loc, str]]:
     """Why `rule` does not compile, each problem at its key path below the rule; [] if it does."""
+    return compile_checked(rule)[1]
+
+
+def compile_checked(rule: RuleConfig) -> tuple[CompiledRule | None, list[tuple[Loc, str]]]:
+    """The compiled rule, or None and why it does not compile (problems at key paths)."""
     try:
-        compile_rule(rule)
+        return compile_rule(rule), []
     except QueryError as exc:
-        return _blame(rule, exc)
-    return []
+        return None, _blame(rule, exc)
 
 
 def _compile_error(probe: RuleConfig) -> QueryError | None:

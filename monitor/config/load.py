@@ -50,7 +50,7 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
-from monitor.config.checks import rule_problems, url_problem
+from monitor.config.checks import compile_checked, url_problem
 from monitor.config.locate import Loc, Locator, cut, key_path, suggest
 from monitor.config.schema import (
     CHANNEL_NAME,
@@ -70,6 +70,7 @@ from monitor.config.schema import (
 )
 from monitor.errors import ConfigError
 from monitor.rules.lint import flood_warnings
+from monitor.rules.match import CompiledRule
 from monitor.types import ChannelConfig, Config, FeedConfig, RuleConfig, Settings
 
 
@@ -146,6 +147,7 @@ class _Loader:
         self.problems: list[_Problem] = []
         self.tainted: set[Loc] = set()  # where a ${VAR} failed: no second problem there
         self.raw: dict[str, Any] = {}
+        self.compiled: dict[str, CompiledRule] = {}  # each rule compiled once, by name
 
     def problem(self, loc: Loc, message: str) -> None:
         self.problems.append(_Problem(loc, message))
@@ -180,7 +182,7 @@ class _Loader:
         for rule in rules:
             i = index.get(rule.name)
             loc: Loc = ("rules",) if i is None else ("rules", i)
-            for message in flood_warnings(rule):
+            for message in flood_warnings(rule, self.compiled.get(rule.name)):
                 out.append(self.render(_Problem(loc, message)))
         return tuple(out)
 
@@ -406,15 +408,20 @@ class _Loader:
             if removed & MATCHING_KEYS:
                 ok = False  # what is left cannot be judged without the key that failed
             else:
-                for where, message in rule_problems(rule):
+                compiled, problems = compile_checked(rule)
+                for where, message in problems:
                     self.problem((*loc, *where), message)
                     ok = False
+                if compiled is not None:
+                    self.compiled[rule.name] = compiled
             if ok:
                 out.append(rule)
         return tuple(out)
 
     def feed_names(self, model: RuleModel, loc: Loc) -> bool:
         """`feeds` and `exclude_feeds` name configured feeds."""
+        if not model.feeds and not model.exclude_feeds:
+            return True
         raw = self.raw.get("feeds")
         declared = {
             e["name"] for e in raw or [] if isinstance(e, dict) and isinstance(e.get("name"), str)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from monitor.errors import QueryError
 from monitor.rules.compile import SHORT_PREFIX, Key, required_keys
-from monitor.rules.match import compile_rule
+from monitor.rules.match import CompiledRule, compile_rule
 from monitor.rules.stopwords import stop_words
 from monitor.rules.text import stem_with
 from monitor.types import RuleConfig
@@ -26,12 +26,14 @@ def _floods(key: Key, words: frozenset[str]) -> bool:
     return text in words
 
 
-def flood_warnings(rule: RuleConfig) -> list[str]:
-    """Why `rule` would match nearly every item ([] when it would not, or does not compile)."""
-    try:
-        compiled = compile_rule(rule)
-    except QueryError:
-        return []  # reported as an error elsewhere
+def flood_warnings(rule: RuleConfig, compiled: CompiledRule | None = None) -> list[str]:
+    """Why `rule` would match nearly every item ([] when it would not, or does not compile).
+    Pass `compiled` when the rule was compiled already."""
+    if compiled is None:
+        try:
+            compiled = compile_rule(rule)
+        except QueryError:
+            return []  # reported as an error elsewhere
     keys = required_keys(compiled.root)
     if not keys:
         return []

@@ -47,6 +47,11 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
 READ_ONLY = "monitor_read_only"  # execution option of the engine used by Store._read
 DAEMON_LOCK = 0x6E6D6F6E  # PostgreSQL advisory lock key of `monitor run` ("nmon")
+# PostgreSQL transaction lock taken by every write transaction and by the migrations: one
+# writer at a time, as on SQLite (BEGIN IMMEDIATE). Without it two monitors on one database
+# (`monitor poll` beside `monitor run`) deadlocked claiming the same articles in different
+# orders, and two first starts raced in CREATE TABLE and in sync_feeds.
+WRITE_LOCK = 0x6E6D7772  # "nmwr"
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +191,8 @@ def migrate(engine: Engine) -> None:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":  # another process may be migrating right now
+            connection.execute(select(func.pg_advisory_xact_lock(WRITE_LOCK)))
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "head")
 
@@ -266,9 +273,14 @@ class Store:
         """One unit of work: everything written inside commits together or not at all.
 
         This and `_read` are the store's boundary: a database error leaves it as a
-        StorageError (one line, no SQL parameters), never as a raw SQLAlchemy error."""
+        StorageError (one line, no SQL parameters), never as a raw SQLAlchemy error.
+        On PostgreSQL it first waits for WRITE_LOCK (held until commit or rollback), so write
+        transactions of several processes never interleave, and never deadlock.
+        """
         try:
             with Session(self.engine) as session, session.begin():
+                if self.dialect == "postgresql":
+                    session.execute(select(func.pg_advisory_xact_lock(WRITE_LOCK)))
                 yield Tx(session, self.dialect)
         except SQLAlchemyError as exc:
             raise StorageError(f"database: {_reason(exc)}") from exc
