@@ -16,10 +16,14 @@ their last client go and exit as well.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
+import pickle
 import select
+import shutil
+import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -41,29 +45,26 @@ T = TypeVar("T")
 
 # --- matching: one compiled rule set per worker process and rule-set id ---------------------
 #
-# The parent sends only the rule-set id (`Snapshot.matcher_id`) with the items. A worker that
-# has no compiled matcher for that id answers `_NeedRules`, and only then the parent sends the
-# rules, once per worker and config generation: a poll never pickles the rule set again.
+# The parent writes each rule set once, pickled, to a private temporary folder, named by its id
+# (`Snapshot.matcher_id`), and sends only the id and that path with the items. A worker that
+# has no compiled matcher for the id reads the file and compiles it, once per worker and config
+# generation: a poll never pickles the rule set again, and no task waits for a round trip.
 
 _COMPILED: OrderedDict[str, CompiledRules] = OrderedDict()
 _KEEP = 2  # the current generation, and the previous one for polls still running with it
 
 
-class _NeedRules(Exception):
-    """This worker has no compiled matcher for the rule-set id it was asked to use."""
-
-
 def match_items(
     matcher_id: str,
-    rules: tuple[RuleConfig, ...] | None,
+    rules_file: str,
     feed: str,
     items: Sequence[Item],
 ) -> list[tuple[Item, list[Match]]]:
     """Every item with the rules it matches (runs in a worker process)."""
     compiled = _COMPILED.get(matcher_id)
     if compiled is None:
-        if rules is None:
-            raise _NeedRules(matcher_id)
+        with open(rules_file, "rb") as handle:
+            rules: tuple[RuleConfig, ...] = pickle.load(handle)  # our own file, mode 0600
         compiled = _COMPILED[matcher_id] = compile_rules(rules)
         while len(_COMPILED) > _KEEP:
             _COMPILED.popitem(last=False)
@@ -110,7 +111,7 @@ def _guarded(what: str, func: Callable[..., T], *args: Any) -> T:
     """
     try:
         return func(*args)
-    except (FeedError, _NeedRules):
+    except FeedError:
         raise
     except Exception as exc:
         reason = one_line(str(exc))[:200] or type(exc).__name__
@@ -125,6 +126,8 @@ class WorkerPool:
         self.deadline = deadline
         self._executor: ProcessPoolExecutor | None = None
         self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+        self._folder: str | None = None  # rule-set files for the workers
+        self._rule_files: OrderedDict[str, str] = OrderedDict()
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
@@ -151,13 +154,29 @@ class WorkerPool:
         items: Sequence[Item],
     ) -> list[tuple[Item, list[Match]]]:
         """Every item of `feed` with the rules it matches. `matcher_id` names the rule set
-        (`Snapshot.matcher_id`): the rules travel to a worker only when it lacks them."""
+        (`Snapshot.matcher_id`); the rules are written for the workers once per id."""
         if not items:
             return []
-        try:
-            return await self._run("matching", match_items, matcher_id, None, feed, list(items))
-        except _NeedRules:
-            return await self._run("matching", match_items, matcher_id, rules, feed, list(items))
+        path = self._rules_file(matcher_id, rules)
+        return await self._run("matching", match_items, matcher_id, path, feed, list(items))
+
+    def _rules_file(self, matcher_id: str, rules: tuple[RuleConfig, ...]) -> str:
+        """The file holding this rule set for the workers (written on first use)."""
+        path = self._rule_files.get(matcher_id)
+        if path is None:
+            if self._folder is None:
+                self._folder = tempfile.mkdtemp(prefix="monitor-rules-")  # mode 0700
+            path = os.path.join(self._folder, f"{len(self._rule_files)}-{matcher_id}.pickle")
+            with open(path, "wb") as handle:
+                pickle.dump(rules, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            self._rule_files[matcher_id] = path
+            while len(self._rule_files) > _KEEP + 1:  # a poll may still use the one before
+                _, old = self._rule_files.popitem(last=False)
+                with contextlib.suppress(OSError):
+                    os.unlink(old)
+        else:
+            self._rule_files.move_to_end(matcher_id)
+        return path
 
     def _semaphore(self) -> asyncio.Semaphore:
         """One slot per worker, so a task's deadline counts its run time, not its queue time."""
@@ -211,6 +230,10 @@ class WorkerPool:
         if self._executor is not None:
             self._kill(self._executor, wait=True)
             self._executor = None
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+            self._rule_files.clear()
 
     def __enter__(self) -> Self:
         return self
