@@ -135,12 +135,19 @@ def requirement(node: m._Node) -> Requirement | None:
 
 
 def _meets(req: Requirement, has: _ItemKeys) -> bool:
+    # plain loops, not all()/any() over generators: this runs for every candidate of every item
     if isinstance(req, frozenset):
         return has.any(req)
     kind, parts = req
     if kind == "and":
-        return all(_meets(p, has) for p in parts)
-    return any(_meets(p, has) for p in parts)
+        for part in parts:
+            if not _meets(part, has):
+                return False
+        return True
+    for part in parts:
+        if _meets(part, has):
+            return True
+    return False
 
 
 # --- the compiled rule set -----------------------------------------------------------------
@@ -326,7 +333,10 @@ class _ItemKeys:
         return self._folded
 
     def any(self, keys: Keys) -> bool:
-        return any(self.has(k) for k in keys)
+        for key in keys:
+            if self.has(key):
+                return True
+        return False
 
 
 def compile_rules(rules: Iterable[RuleConfig], generation: int = 0) -> CompiledRules:
