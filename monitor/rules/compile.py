@@ -140,11 +140,11 @@ def _meets(req: Requirement, has: _ItemKeys) -> bool:
         return has.any(req)
     kind, parts = req
     if kind == "and":
-        for part in parts:
+        for part in parts:  # noqa: SIM110 (measured: the generator costs ~15 %)
             if not _meets(part, has):
                 return False
         return True
-    for part in parts:
+    for part in parts:  # noqa: SIM110
         if _meets(part, has):
             return True
     return False
@@ -333,7 +333,7 @@ class _ItemKeys:
         return self._folded
 
     def any(self, keys: Keys) -> bool:
-        for key in keys:
+        for key in keys:  # noqa: SIM110
             if self.has(key):
                 return True
         return False
