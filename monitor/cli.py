@@ -490,6 +490,9 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--file", metavar="F", help="read the text from a file")
     source.add_argument("--history", action="store_true", help="run over stored items")
     p.add_argument("--languages", metavar="L", help="with --query: languages, e.g. de,en,ru")
+    p.add_argument(
+        "--since", metavar="DURATION", help="with --history: only items first seen this recently"
+    )
     add("feeds", cmd_feeds, "every feed with its polling state")
     p = add("notify-test", cmd_notify_test, "send a test alert through one channel")
     p.add_argument("channel", metavar="CHANNEL")

@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
+from monitor.clock import utcnow
+from monitor.config import parse_duration
 from monitor.errors import QueryError, UsageError
 from monitor.rules.match import CompiledRule, MatchResult, compile_rule, highlight
 from monitor.rules.text import language_code_for
@@ -38,6 +43,20 @@ def _rule(config: Config, args: argparse.Namespace) -> CompiledRule:
         names = ", ".join(r.name for r in config.rules) or "none"
         raise UsageError(f"no rule {args.name!r} in {config.path} (rules: {names})")
     return compile_rule(found)
+
+
+def _since(args: argparse.Namespace) -> datetime | None:
+    """`--since DURATION` as a time (only with --history)."""
+    text = getattr(args, "since", None)
+    if text is None:
+        return None
+    if not args.history:
+        raise UsageError("--since works with --history only")
+    try:
+        return utcnow() - parse_duration(text)
+    except (ValueError, OverflowError) as exc:
+        reason = "too long ago" if isinstance(exc, OverflowError) else exc
+        raise UsageError(f"--since {text!r}: {reason}") from None
 
 
 def _language(name: str) -> str:
@@ -77,8 +96,9 @@ def _label(rule: CompiledRule) -> str:
 
 def run_test_rule(config: Config, args: argparse.Namespace) -> int:
     rule = _rule(config, args)
+    since = _since(args)
     if args.history:
-        return _history(config, rule)
+        return _history(config, rule, since)
     title, _, body = _text(args).strip().partition("\n")
     result = rule.explain(title, body)
     if result is None:
@@ -91,22 +111,45 @@ def run_test_rule(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _history(config: Config, rule: CompiledRule) -> int:
+def _history(config: Config, rule: CompiledRule, since: datetime | None) -> int:
     from monitor.store.repo import Store
 
     store = Store.open(config.settings.database, for_reading=True)
     try:
-        items = store.items()
+        items = store.items(since=since)
     finally:
         store.close()
-    hits = 0
+    hits: list[tuple[str, datetime]] = []
     for item in items:
-        result = rule.explain(item.title, item.text)
+        if not rule.applies_to(item.feed):
+            continue
+        result = rule.explain(item.title, item.text, url=item.link)
         if result is None:
             continue
-        hits += 1
-        when = (item.published or item.first_seen).strftime("%Y-%m-%d %H:%M")
-        print(f"{when}  {item.feed}  {item.link or ''}")
+        when = item.published or item.first_seen
+        hits.append((item.feed, when))
+        print(f"{when:%Y-%m-%d %H:%M}  {item.feed}  {item.link or ''}")
         _show(result, item.title, item.text)
-    print(f"\n{_label(rule)}: {hits} of {len(items)} stored items match")
+    scope = f" first seen since {since:%Y-%m-%d %H:%M} UTC" if since else ""
+    print(f"\n{_label(rule)}: {len(hits)} of {len(items)} stored items{scope} match")
+    if hits:
+        per_feed, per_day = history_counts(hits)
+        print("\nper feed:")
+        for feed, count in per_feed:
+            print(f"  {count:>6}  {feed}")
+        print("per day (UTC, by the item's date):")
+        for day, count in per_day:
+            print(f"  {count:>6}  {day}")
     return 0
+
+
+def history_counts(
+    hits: Sequence[tuple[str, datetime]],
+) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """How many matches per feed (most first, then by name) and per day (in date order)."""
+    per_feed = Counter(feed for feed, _ in hits)
+    per_day = Counter(when.astimezone(UTC).strftime("%Y-%m-%d") for _, when in hits)
+    return (
+        sorted(per_feed.items(), key=lambda fc: (-fc[1], fc[0])),
+        sorted(per_day.items()),
+    )

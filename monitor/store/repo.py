@@ -550,14 +550,16 @@ class Store:
                 for m, i, feed in session.execute(stmt)
             ]
 
-    def items(self, limit: int = 10_000) -> list[StoredItem]:
-        """The newest stored items, for backtesting a rule."""
+    def items(self, limit: int = 10_000, since: datetime | None = None) -> list[StoredItem]:
+        """The newest stored items (first seen at or after `since`), for backtesting a rule."""
         stmt = (
             select(ItemRow, FeedRow.name)
             .join(FeedRow, FeedRow.id == ItemRow.feed_id)
             .order_by(ItemRow.first_seen_at.desc(), ItemRow.id.desc())
             .limit(limit)
         )
+        if since is not None:
+            stmt = stmt.where(ItemRow.first_seen_at >= since)
         with self._read() as session:
             return [
                 StoredItem(
