@@ -94,3 +94,34 @@ def test_the_same_body_is_not_parsed_again_and_stored_items_are_not_matched_agai
         finally:
             app.close()
             store.close()
+
+
+def test_an_empty_or_broken_document_is_parsed_every_time(tmp_path: Path) -> None:
+    """So that `monitor poll` keeps saying "empty" or showing the problem."""
+    database_url = f"sqlite:///{tmp_path / 'm.db'}"
+    with FeedServer() as srv:
+        srv.routes["/empty"] = Static(rss())
+        srv.routes["/broken"] = Static(rss("a").replace(b"</channel>", b""))
+        config = Config(
+            path=tmp_path / "config.toml",
+            settings=Settings(database=database_url, timeout=timedelta(seconds=5)),
+            channels=(),
+            feeds=(
+                FeedConfig("empty", srv.url("/empty"), timedelta(minutes=15)),
+                FeedConfig("broken", srv.url("/broken"), timedelta(minutes=15)),
+            ),
+            rules=(),
+        )
+        store = Store.open(database_url)
+        pool = CountingPool()
+        app = make_app(config, store=store, executor=pool)
+        try:
+            for _ in range(2):
+                outcomes = {o.feed: o for o in one_pass(app)}
+                assert outcomes["empty"].status == "empty"
+                assert outcomes["broken"].error is not None
+            assert pool.parsed == 4
+            assert store.feed_state("empty").body_hash is None
+        finally:
+            app.close()
+            store.close()

@@ -69,7 +69,7 @@ class Fetched:
     last_modified: str | None
     moved_to: str | None  # every redirect hop was permanent: fetch this URL from now on
     document: Document | None  # None for a 304 or the same body: stored title, problem stay
-    body_hash: str | None = None  # a 200 parsed: its body's hash; None keeps the stored one
+    body_hash: str | None = None  # a 200 parsed: its body's hash; None keeps, "" clears it
     hints: Hints | None = None  # a 200: its hints; None (304) keeps the stored ones
     last_new_item_at: datetime | None = None  # when the feed last brought a new item
 
@@ -306,6 +306,12 @@ def _feed_update(
             feed.interval, known.cache_max_age, known.ttl, known.update_interval
         )
         document = None if parsed is None else Document(parsed.title or None, parsed.problem)
+        stored_hash: str | None = None  # None keeps the stored hash
+        if parsed is not None:
+            # an empty or broken document is parsed every time, so `monitor poll` keeps
+            # saying "empty" or showing the problem; "" clears the stored hash
+            whole = bool(parsed.items) and parsed.problem is None
+            stored_hash = (body_hash or "") if whole else ""
         return Fetched(
             at=now,
             next_poll_at=after_success(now, interval, fraction),
@@ -313,7 +319,7 @@ def _feed_update(
             last_modified=result.last_modified,
             moved_to=result.permanent_url,
             document=document,
-            body_hash=body_hash if parsed is not None else None,
+            body_hash=stored_hash,
             hints=hints,
             # a feed that never brought an item is watched from its first successful poll
             last_new_item_at=now

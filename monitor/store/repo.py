@@ -723,7 +723,7 @@ class Tx:
             row.failing_since = None
             row.last_new_item_at = update_.last_new_item_at
             if update_.body_hash is not None:
-                row.body_hash = update_.body_hash
+                row.body_hash = update_.body_hash or None
             if update_.hints is not None:  # a 304 keeps the hints of the last 200
                 row.cache_max_age = _as_seconds(update_.hints.cache_max_age)
                 row.feed_ttl = _as_seconds(update_.hints.ttl)
