@@ -20,7 +20,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TextIO
 
 from monitor import __version__
@@ -271,34 +271,165 @@ def _csv_cell(value: object) -> str:
     return str(value)
 
 
+# `monitor feeds`: the same fields in every format (README); the table shows them shortened.
+FEED_FIELDS = (
+    "name",
+    "url",
+    "state",
+    "health",
+    "last_success",
+    "failing_since",
+    "failing_for",
+    "last_error",
+    "failures",
+    "next_poll",
+    "items",
+    "new_per_day",
+)
+PER_DAY_WINDOW = timedelta(days=7)  # `new_per_day`: items first seen over this many days
+
+
 def cmd_feeds(args: argparse.Namespace) -> int:
+    command = getattr(args, "feeds_command", None)
+    if command == "import":
+        return _feeds_import(args)
+    if command == "export":
+        return _feeds_export(args)
+    from monitor.feeds.urls import mask_feed_url
     from monitor.store.repo import Store
 
     config = _load(args)
+    now = utcnow()
     store = Store.open(config.settings.database, for_reading=True)
     try:
         if not store.read_only:
             store.sync_feeds(config.feeds)
         states = store.feed_states()
+        recent = store.new_items_since(now - PER_DAY_WINDOW)
     finally:
         store.close()
-    rows = []
-    now = utcnow()
+    records: list[dict[str, Any]] = []
     for feed in config.feeds:
         s = states.get(feed.name) or FeedState.unpolled(feed.name, feed.url)
-        rows.append(
-            [
-                feed.name,
-                _feed_status(feed, s, now),
-                _when(s.last_success_at),
-                _cut((s.last_error if s.consecutive_failures else s.problem) or "", 50),
-                str(s.consecutive_failures),
-                _when(s.next_poll_at),
-                str(s.items_seen),
-            ]
+        failing = s.consecutive_failures > 0 or s.gone
+        since = (s.failing_since or s.last_error_at) if failing else None
+        days = PER_DAY_WINDOW.total_seconds() / 86400
+        records.append(
+            {
+                "name": feed.name,
+                "url": mask_feed_url(s.url),
+                "state": _feed_status(feed, s, now),
+                "health": str(s.health),
+                "last_success": _iso(s.last_success_at),
+                "failing_since": _iso(since),
+                "failing_for": _ago(now - since) if since else None,
+                "last_error": (s.last_error if failing else s.problem) or None,
+                "failures": s.consecutive_failures,
+                "next_poll": _iso(s.next_poll_at),
+                "items": s.items_seen,
+                "new_per_day": round(recent.get(feed.name, 0) / days, 1),
+            }
         )
-    headers = ["feed", "state", "last success", "last error", "failures", "next poll", "items"]
-    _table(headers, rows, sys.stdout)
+    if args.failing:
+        records = [r for r in records if r["failing_since"] is not None]
+    if args.format == "json":
+        json.dump(records, sys.stdout, ensure_ascii=False, indent=2)
+        print()
+    elif args.format == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(FEED_FIELDS)
+        for record in records:
+            writer.writerow([_csv_cell(record[key]) for key in FEED_FIELDS])
+    else:
+        rows = [
+            [
+                r["name"],
+                r["url"],
+                r["state"] + ("" if r["health"] == "ok" else f" ({r['health']})"),
+                (r["last_success"] or "-").replace("T", " ")[:16],
+                r["failing_for"] or "-",
+                _cut(one_line(r["last_error"] or ""), 50),
+                str(r["failures"]),
+                (r["next_poll"] or "-").replace("T", " ")[:16],
+                f"{r['new_per_day']:g}",
+                str(r["items"]),
+            ]
+            for r in records
+        ]
+        headers = [
+            "feed",
+            "url",
+            "state",
+            "last success",
+            "failing for",
+            "last error",
+            "failures",
+            "next poll",
+            "new/day",
+            "items",
+        ]
+        # fitted to a terminal; piped, every column whole
+        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+        _table(headers, rows, sys.stdout, width=width, shrink=_FEED_SHRINK, drop=("url",))
+    return 1 if args.failing and records else 0
+
+
+_FEED_SHRINK = {"url": 24, "last error": 20, "feed": 12}
+
+
+def _ago(delta: timedelta) -> str:
+    """A duration as people read it: `3d 4h`, `5h 20m`, `12m`."""
+    minutes = max(int(delta.total_seconds() // 60), 0)
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    return f"{hours}h {mins}m" if hours else f"{mins}m"
+
+
+def _feeds_import(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from monitor.config import load_config
+    from monitor.feeds.opml import import_opml
+
+    config = _load(args)
+    try:
+        opml = Path(args.file).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+    path = config.path
+    text = path.read_bytes().decode("utf-8-sig")
+    new_text, added, skipped = import_opml(opml, text)
+    for outline in skipped:
+        print(f"skipped: {outline.label}: {outline.reason}")
+    if added:
+        # written beside config.toml, checked as a whole config, then moved over it
+        fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+                out.write(new_text)
+            os.chmod(tmp, path.stat().st_mode & 0o7777)
+            load_config(Path(tmp), os.environ)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+    for feed in added:
+        disabled = "" if feed.enabled else " (enabled = false)"
+        print(f"added: {feed.name}: {feed.url}{disabled}")
+    print(f"{path}: {len(added)} feeds added, {len(skipped)} skipped")
+    return 0
+
+
+def _feeds_export(args: argparse.Namespace) -> int:
+    from monitor.feeds.opml import export_opml
+
+    config = _load(args)
+    sys.stdout.buffer.write(export_opml(config.feeds, now=utcnow()))
+    sys.stdout.flush()
     return 0
 
 
@@ -493,7 +624,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--since", metavar="DURATION", help="with --history: only items first seen this recently"
     )
-    add("feeds", cmd_feeds, "every feed with its polling state")
+    p = add("feeds", cmd_feeds, "every feed with its polling state and health")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p.add_argument(
+        "--failing", action="store_true", help="only failing feeds; exit 1 when there are any"
+    )
+    feeds_sub = p.add_subparsers(dest="feeds_command", metavar="SUBCOMMAND")
+    q = feeds_sub.add_parser(
+        "import",
+        parents=[common],
+        help="append the feeds of an OPML file to config.toml",
+        description="append the feeds of an OPML file to config.toml (comments kept; "
+        "URLs already there are skipped)",
+    )
+    q.add_argument("file", metavar="FILE.opml")
+    q.set_defaults(format="table", failing=False)
+    q = feeds_sub.add_parser(
+        "export",
+        parents=[common],
+        help="write the feeds as OPML 2.0 to stdout",
+        description="write the feeds of config.toml as OPML 2.0 to stdout",
+    )
+    q.set_defaults(format="table", failing=False)
     p = add("notify-test", cmd_notify_test, "send a test alert through one channel")
     p.add_argument("channel", metavar="CHANNEL")
     return parser

@@ -24,6 +24,7 @@ never mixes two configs within one poll or one delivery pass.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ import stamina
 from monitor.alerts.decide import Failed, Gone, PollPlan, catching_up, plan_poll
 from monitor.alerts.deliver import send
 from monitor.alerts.outbox import next_attempt
-from monitor.alerts.render import render
+from monitor.alerts.render import render, render_health
 from monitor.app import App
 from monitor.errors import FeedError, StorageError
 from monitor.feeds.fetch import Fetcher
@@ -46,6 +47,7 @@ from monitor.types import (
     FeedConfig,
     FetchRequest,
     FetchStatus,
+    HealthAlert,
     Item,
     Match,
     ParsedFeed,
@@ -210,7 +212,9 @@ async def _poll(
     parsed: ParsedFeed | None = None
     matched: list[tuple[Item, list[Match]]] = []
     error: str | None = result.error
-    if result.status is FetchStatus.OK:
+    body_hash = body_digest(result.body) if result.status is FetchStatus.OK else None
+    # the same bytes as the last 200 parsed: nothing to parse, match or store (like a 304)
+    if result.status is FetchStatus.OK and body_hash != state.body_hash:
         try:
             parsed = await app.executor.parse(result.body, result.headers, result.url)
             keys = [i.key for i in parsed.items]
@@ -232,11 +236,17 @@ async def _poll(
         app.clock(),
         quiet=quiet,
         fraction=app.rng.random(),
+        body_hash=body_hash,
     )
     async with app.write_lock():
         recorded = await asyncio.to_thread(app.store.record_poll, plan)
     _log_poll(plan, parsed)
     return outcome_of(plan, recorded, parsed)
+
+
+def body_digest(body: bytes) -> str:
+    """What identifies a response body: its SHA-256, hex (stored on the feed row)."""
+    return hashlib.sha256(body).hexdigest()
 
 
 def _log_poll(plan: PollPlan, parsed: ParsedFeed | None) -> None:
@@ -312,6 +322,8 @@ async def drain_channel(
         message = (
             render(alert.content) if isinstance(alert.content, AlertContent) else alert.content
         )
+        if isinstance(message, HealthAlert):  # feed health (issue 8)
+            message = render_health(message)
         outcome = await asyncio.to_thread(send, channel, message)
         if outcome.ok:
             if not await _persist(store.mark_delivered, alert, app.clock()):

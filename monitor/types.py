@@ -28,6 +28,9 @@ class Settings:
     concurrency: int = 100  # feeds fetched at once, over all hosts
     per_host: int = 4  # feeds fetched at once from one host (a [[feeds]] per_host overrides)
     user_agent: str = "news-monitor/0.1 (+https://github.com/news-monitor)"
+    dead_after: timedelta = timedelta(hours=24)  # failing this long: one alert to ops_channels
+    stale_after: timedelta | None = None  # no new item this long: one alert (None: never)
+    ops_channels: tuple[str, ...] = ()  # where feed-health alerts go (none by default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +147,8 @@ class ParsedFeed:
     title: str
     items: tuple[Item, ...]
     problem: str | None = None  # feed not well-formed (items recovered as far as possible)
-    # Hints that may lengthen the poll interval (schedule.effective_interval). TODO(integrator):
-    # parse fills them from feedparser's `feed.ttl` via schedule.rss_ttl and `feed.sy_updateperiod`
-    # / `feed.sy_updatefrequency` via schedule.syndication_interval.
+    # Hints that may lengthen the poll interval (schedule.effective_interval): RSS `<ttl>`
+    # (schedule.rss_ttl) and `sy:updatePeriod` / `sy:updateFrequency` (syndication_interval).
     ttl: timedelta | None = None
     update_interval: timedelta | None = None
 
@@ -174,6 +176,28 @@ class AlertContent:
     matches: tuple[Match, ...]
     alert_id: str  # stable across retries, so receivers can drop a duplicate
     item_id: str = ""  # the same for every channel: correlates one item's alerts
+
+
+class FeedHealth(StrEnum):
+    """What the desk was last told about a feed (`[monitor] ops_channels`)."""
+
+    OK = "ok"
+    DEAD = "dead"  # failing for longer than dead_after (or answered 410)
+    STALE = "stale"  # no new item for longer than stale_after
+
+
+@dataclass(frozen=True, slots=True)
+class HealthAlert:
+    """One feed-health notification: the feed entered `state` (from `previous`)."""
+
+    feed: str
+    url: str  # credentials masked
+    state: FeedHealth
+    previous: FeedHealth
+    at: datetime  # when the change was decided
+    since: datetime | None  # dead: failing since; stale: last new item
+    error: str | None  # dead: the last error
+    alert_id: str  # stable across retries
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +229,14 @@ class FeedState:
     gone: bool
     items_seen: int
     problem: str | None = None  # what is wrong with the current document (read anyway)
+    body_hash: str | None = None  # SHA-256 of the last 200 body parsed
+    cache_max_age: timedelta | None = None  # the hints of the last answers (interval only
+    feed_ttl: timedelta | None = None  # ever lengthened by them: schedule.effective_interval)
+    feed_update_interval: timedelta | None = None
+    failing_since: datetime | None = None  # first failure of the current run of failures
+    last_new_item_at: datetime | None = None
+    health: FeedHealth = FeedHealth.OK
+    health_since: datetime | None = None
 
     @classmethod
     def unpolled(cls, name: str, url: str) -> FeedState:
@@ -230,7 +262,7 @@ class PendingAlert:
     id: int
     channel: str
     alert_id: str
-    content: AlertContent | Message  # a Message for rows rendered before revision 0003
+    content: AlertContent | HealthAlert | Message  # Message: rows rendered before 0003
     attempts: int
     lease: datetime  # our hold on the row: the token for mark_delivered / mark_failed
 

@@ -64,7 +64,7 @@ def test_opening_twice_is_a_no_op_migration(database_url: str) -> None:
     Store.open(database_url).close()
     s = Store.open(database_url)
     with s.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
     s.close()
 
 

@@ -18,17 +18,21 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from monitor.feeds.schedule import after_failure, after_success
+from monitor.feeds.schedule import after_failure, after_success, effective_interval
+from monitor.feeds.urls import mask_feed_url
 from monitor.snapshot import Snapshot
 from monitor.types import (
     AlertContent,
     FeedConfig,
+    FeedHealth,
     FeedState,
     FetchResult,
     FetchStatus,
+    HealthAlert,
     Item,
     Match,
     ParsedFeed,
+    Settings,
 )
 
 # Feed dates are not trusted: a date further in the future than this counts as missing.
@@ -47,6 +51,15 @@ class Document:
 
 
 @dataclass(frozen=True, slots=True)
+class Hints:
+    """What the last 200 said about how often the feed changes (kept for 304 passes)."""
+
+    cache_max_age: timedelta | None = None  # Cache-Control max-age
+    ttl: timedelta | None = None  # RSS <ttl>
+    update_interval: timedelta | None = None  # sy:updatePeriod / sy:updateFrequency
+
+
+@dataclass(frozen=True, slots=True)
 class Fetched:
     """A successful fetch (200 or 304): the feed is healthy."""
 
@@ -55,7 +68,10 @@ class Fetched:
     etag: str | None
     last_modified: str | None
     moved_to: str | None  # every redirect hop was permanent: fetch this URL from now on
-    document: Document | None  # None for a 304: the stored title and problem stay
+    document: Document | None  # None for a 304 or the same body: stored title, problem stay
+    body_hash: str | None = None  # a 200 parsed: its body's hash; None keeps, "" clears it
+    hints: Hints | None = None  # a 200: its hints; None (304) keeps the stored ones
+    last_new_item_at: datetime | None = None  # when the feed last brought a new item
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +81,7 @@ class Failed:
     consecutive_failures: int
     next_poll_at: datetime
     retry_until: datetime | None  # the server's Retry-After
+    failing_since: datetime | None = None  # the first failure of this run of failures
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,11 +132,29 @@ class ItemPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class QueuedHealth:
+    """One outbox row of a feed-health alert (no item)."""
+
+    channel: str
+    content: HealthAlert
+
+
+@dataclass(frozen=True, slots=True)
+class HealthChange:
+    """The feed entered another health state: written with the poll, alerted once."""
+
+    state: FeedHealth
+    at: datetime
+    alerts: tuple[QueuedHealth, ...]  # one per ops channel
+
+
+@dataclass(frozen=True, slots=True)
 class PollPlan:
     feed: str
     update: FeedUpdate
     items: tuple[ItemPlan, ...] = ()  # the items not stored before, matched or not
     quiet: bool = False  # catching up: store and match, alert nothing
+    health: HealthChange | None = None  # None: the feed stays in its health state
 
 
 # --- pure helpers --------------------------------------------------------------------------
@@ -215,36 +250,157 @@ def plan_poll(
     *,
     quiet: bool = False,
     fraction: float = 0.0,
+    body_hash: str | None = None,
 ) -> PollPlan:
     """The whole outcome of one poll. `parsed` is None when the fetch or the parse failed
-    (`error` says why); `matched` holds the items not stored before, with their matches;
-    `fraction` in [0, 1] is the random draw for the next poll's jitter."""
-    if result.status is FetchStatus.GONE:
-        return PollPlan(feed.name, Gone(now, error))
-    if result.status is FetchStatus.NOT_MODIFIED or parsed is not None:
-        document = None if parsed is None else Document(parsed.title or None, parsed.problem)
-        update = Fetched(
-            at=now,
-            next_poll_at=after_success(now, feed.interval, fraction),
-            etag=result.etag,
-            last_modified=result.last_modified,
-            moved_to=result.permanent_url,
-            document=document,
-        )
+    (`error` says why), and for a 200 whose body hashes as the last one parsed (`body_hash`
+    equal to the stored one: not parsed again, like a 304); `matched` holds the items not
+    stored before, with their matches; `fraction` in [0, 1] is the random draw for the next
+    poll's jitter.
+
+    The next poll comes after the feed's interval, lengthened (never shortened, at most to
+    24 h) by the hints: Cache-Control max-age and the document's `<ttl>` / `sy:update*`; a
+    304 or an unchanged body keeps the hints of the last 200 it does not repeat."""
+    update = _feed_update(feed, state, result, parsed, matched, error, now, fraction, body_hash)
+    items: tuple[ItemPlan, ...] = ()
+    if isinstance(update, Fetched) and parsed is not None:
         items = tuple(
             decide_item(feed.name, item, matches, snapshot, now, quiet=quiet)
             for item, matches in matched
         )
-        return PollPlan(feed.name, update, items if parsed is not None else (), quiet)
+    health = decide_health(feed, state, update, snapshot, now)
+    return PollPlan(feed.name, update, items, quiet, health)
+
+
+def _feed_update(
+    feed: FeedConfig,
+    state: FeedState,
+    result: FetchResult,
+    parsed: ParsedFeed | None,
+    matched: Sequence[tuple[Item, Sequence[Match]]],
+    error: str | None,
+    now: datetime,
+    fraction: float,
+    body_hash: str | None,
+) -> FeedUpdate:
+    if result.status is FetchStatus.GONE:
+        return Gone(now, error)
+    same_body = (
+        result.status is FetchStatus.OK
+        and parsed is None
+        and error is None
+        and body_hash is not None
+        and body_hash == state.body_hash
+    )
+    if result.status is FetchStatus.NOT_MODIFIED or parsed is not None or same_body:
+        hints: Hints | None = None
+        if parsed is not None:
+            hints = Hints(result.max_age, parsed.ttl, parsed.update_interval)
+        elif same_body:  # the document's hints are the stored ones; the header is new
+            hints = Hints(result.max_age, state.feed_ttl, state.feed_update_interval)
+        # a 304's own Cache-Control counts, else the last 200's
+        known = hints or Hints(
+            result.max_age or state.cache_max_age, state.feed_ttl, state.feed_update_interval
+        )
+        interval = effective_interval(
+            feed.interval, known.cache_max_age, known.ttl, known.update_interval
+        )
+        document = None if parsed is None else Document(parsed.title or None, parsed.problem)
+        stored_hash: str | None = None  # None keeps the stored hash
+        if parsed is not None:
+            # an empty or broken document is parsed every time, so `monitor poll` keeps
+            # saying "empty" or showing the problem; "" clears the stored hash
+            whole = bool(parsed.items) and parsed.problem is None
+            stored_hash = (body_hash or "") if whole else ""
+        return Fetched(
+            at=now,
+            next_poll_at=after_success(now, interval, fraction),
+            etag=result.etag,
+            last_modified=result.last_modified,
+            moved_to=result.permanent_url,
+            document=document,
+            body_hash=stored_hash,
+            hints=hints,
+            # a feed that never brought an item is watched from its first successful poll
+            last_new_item_at=now
+            if parsed is not None and matched
+            else state.last_new_item_at or now,
+        )
     failures = state.consecutive_failures + 1
     retry = result.retry_after
-    return PollPlan(
-        feed.name,
-        Failed(
-            at=now,
-            error=error or "unknown error",
-            consecutive_failures=failures,
-            next_poll_at=after_failure(now, feed.interval, failures, retry, fraction),
-            retry_until=now + retry if retry else None,
-        ),
+    return Failed(
+        at=now,
+        error=error or "unknown error",
+        consecutive_failures=failures,
+        next_poll_at=after_failure(now, feed.interval, failures, retry, fraction),
+        retry_until=now + retry if retry else None,
+        failing_since=state.failing_since or now,
     )
+
+
+# --- feed health ---------------------------------------------------------------------------
+
+
+def health_after(
+    state: FeedState, update: FeedUpdate, settings: Settings, now: datetime
+) -> FeedHealth:
+    """The feed's health after this poll (pure).
+
+    - dead: failing for `dead_after` or longer (measured from the first failure of the run),
+      or answered 410 (never polled again, so it would otherwise never count as dead);
+    - stale: fetched, but no new item for `stale_after` or longer (when set); a feed that
+      never brought an item counts from its first successful poll;
+    - ok: fetched and not stale. A failing feed not dead yet keeps the state it had.
+    """
+    if isinstance(update, Gone):
+        return FeedHealth.DEAD
+    if isinstance(update, Failed):
+        since = update.failing_since or now
+        return FeedHealth.DEAD if now - since >= settings.dead_after else state.health
+    last_new = update.last_new_item_at or now
+    stale = settings.stale_after is not None and now - last_new >= settings.stale_after
+    return FeedHealth.STALE if stale else FeedHealth.OK
+
+
+def decide_health(
+    feed: FeedConfig, state: FeedState, update: FeedUpdate, snapshot: Snapshot, now: datetime
+) -> HealthChange | None:
+    """The health change this poll makes, with its alert to every `ops_channels` channel, or
+    None when the feed stays in its state: one alert per feed per state change, never more
+    (the state is written in the same transaction as the poll that decides it)."""
+    settings = snapshot.config.settings
+    target = health_after(state, update, settings, now)
+    if target is state.health:
+        return None
+    since: datetime | None = None
+    error: str | None = None
+    if target is FeedHealth.DEAD:
+        since = update.failing_since if isinstance(update, Failed) else state.failing_since
+        since = since or now
+        error = update.error if isinstance(update, Failed | Gone) else None
+    elif target is FeedHealth.STALE and isinstance(update, Fetched):
+        since = update.last_new_item_at
+    alerts = tuple(
+        QueuedHealth(
+            channel,
+            HealthAlert(
+                feed=feed.name,
+                url=mask_feed_url(state.url),
+                state=target,
+                previous=state.health,
+                at=now,
+                since=since,
+                error=error,
+                alert_id=health_alert_id(feed.name, target, now),
+            ),
+        )
+        for channel in settings.ops_channels
+        if channel in snapshot.channels
+    )
+    return HealthChange(target, now, alerts)
+
+
+def health_alert_id(feed: str, state: FeedHealth, at: datetime) -> str:
+    """A stable id for one health alert (the same on every retry)."""
+    digest = hashlib.sha256(f"{feed}\0{state}\0{at.isoformat()}".encode()).hexdigest()
+    return f"nmh-{digest[:20]}"

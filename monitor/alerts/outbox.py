@@ -18,7 +18,7 @@ import random
 from datetime import datetime, timedelta
 
 from monitor.backoff import doubling
-from monitor.types import AlertContent, Match, Message
+from monitor.types import AlertContent, FeedHealth, HealthAlert, Match, Message
 
 BASE_DELAY = timedelta(seconds=30)
 MAX_DELAY = timedelta(hours=1)
@@ -74,11 +74,49 @@ def content_to_json(content: AlertContent) -> str:
     )
 
 
-def content_from_json(text: str) -> AlertContent | Message:
-    """An outbox row's content; a Message for rows rendered before contents were stored."""
+def health_to_json(content: HealthAlert) -> str:
+    """The outbox form of a feed-health alert (`"kind": "health"`; item alerts have no kind)."""
+    return json.dumps(
+        {
+            "v": CONTENT_VERSION,
+            "kind": "health",
+            "feed": content.feed,
+            "url": content.url,
+            "state": content.state.value,
+            "previous": content.previous.value,
+            "at": content.at.isoformat(),
+            "since": content.since.isoformat() if content.since else None,
+            "error": content.error,
+            "alert_id": content.alert_id,
+        },
+        ensure_ascii=False,
+        sort_keys=True,
+    )
+
+
+def _health_from(data: dict[str, object]) -> HealthAlert:
+    since = data.get("since")
+    error = data.get("error")
+    return HealthAlert(
+        feed=str(data["feed"]),
+        url=str(data["url"]),
+        state=FeedHealth(str(data["state"])),
+        previous=FeedHealth(str(data["previous"])),
+        at=datetime.fromisoformat(str(data["at"])),
+        since=datetime.fromisoformat(since) if isinstance(since, str) else None,
+        error=error if isinstance(error, str) else None,
+        alert_id=str(data["alert_id"]),
+    )
+
+
+def content_from_json(text: str) -> AlertContent | HealthAlert | Message:
+    """An outbox row's content; a Message for rows rendered before contents were stored, a
+    HealthAlert for feed-health alerts."""
     data = json.loads(text)
     if data.get("v") == 0:
         return Message(title=data["title"], body=data["body"])
+    if data.get("kind") == "health":
+        return _health_from(data)
     published = data["published"]
     return AlertContent(
         title=data["title"],

@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
 
 from monitor.textutil import cap, one_line
-from monitor.types import AlertContent, Match, Message
+from monitor.types import AlertContent, FeedHealth, HealthAlert, Match, Message
 
 PRODUCT = "news monitor"
 TITLE_MAX = 200
@@ -163,3 +163,27 @@ def render_body(alert: AlertContent, limit: int = BODY_MAX) -> str:
 def render(alert: AlertContent, *, title_max: int = TITLE_MAX, body_max: int = BODY_MAX) -> Message:
     """One notification for one item and the rules of one channel that it matched."""
     return Message(title=render_title(alert, title_max), body=render_body(alert, body_max))
+
+
+# --- feed-health alerts (issue 8) ----------------------------------------------------------
+
+
+def render_health(alert: HealthAlert) -> Message:
+    """One feed-health notification: the feed is failing, stale, or back. Feed name, URL and
+    error are neutralised like feed text (an error can quote what a server sent)."""
+    feed = cap(_clean(alert.feed), _FEED_MAX)
+    url = cap(_clean(alert.url), _LINK_MAX)
+    if alert.state is FeedHealth.DEAD:
+        title = f"[{PRODUCT}] feed {feed} is failing"
+        what = f"Feed {feed} has been failing since {iso_utc(alert.since)}"
+        error = cap(_clean(alert.error or "unknown"), 1000)
+        lines = [f"{what}, last error: {error}"]
+    elif alert.state is FeedHealth.STALE:
+        title = f"[{PRODUCT}] feed {feed} has stopped publishing"
+        lines = [f"Feed {feed} has published no new item since {iso_utc(alert.since)}"]
+    else:
+        title = f"[{PRODUCT}] feed {feed} is back"
+        again = "publishing again" if alert.previous is FeedHealth.STALE else "fetched again"
+        lines = [f"Feed {feed} is back: {again} at {iso_utc(alert.at)}"]
+    lines += [f"URL: {url}", "", f"alert-id: {cap(_clean(alert.alert_id), 200)}"]
+    return Message(title=cap(title, TITLE_MAX), body=cap("\n".join(lines), BODY_MAX))

@@ -164,6 +164,7 @@ class _Loader:
         channels = self.channels(data.get("channels", {}))
         feeds = self.feeds(self.entries(data, "feeds"), settings)
         rules = self.rules(self.entries(data, "rules"), settings, channels)
+        self.ops_channels(settings)
         self.raise_problems()
         return Config(
             path=self.path,
@@ -280,7 +281,21 @@ class _Loader:
             concurrency=model.concurrency,
             per_host=model.per_host,
             user_agent=model.user_agent,
+            dead_after=model.dead_after,
+            stale_after=model.stale_after,
+            ops_channels=unique(model.ops_channels),
         )
+
+    def ops_channels(self, settings: Settings) -> None:
+        """`[monitor] ops_channels` must name channels, like a rule's `channels`."""
+        declared = self.raw.get("channels")
+        names = set(declared) if isinstance(declared, dict) else set()
+        for j, channel in enumerate(settings.ops_channels):
+            if channel not in names:
+                known = ", ".join(cut(n) for n in sorted(names)) or "none defined"
+                hint = suggest(channel, names) or f" (channels: {known})"
+                loc: Loc = ("monitor", "ops_channels", j)
+                self.problem(loc, f'unknown channel "{cut(channel)}"{hint}')
 
     def channels(self, value: object) -> tuple[ChannelConfig, ...]:
         if not isinstance(value, dict):

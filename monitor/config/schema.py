@@ -225,6 +225,7 @@ def absolute_database(url: str, base: Path) -> str:
 Interval = Annotated[timedelta, BeforeValidator(_duration(MIN_INTERVAL))]
 Timeout = Annotated[timedelta, BeforeValidator(_duration(MIN_TIMEOUT))]
 MaxAge = Annotated[timedelta, BeforeValidator(_duration(timedelta(seconds=1)))]
+HealthAfter = Annotated[timedelta, BeforeValidator(_duration(timedelta(minutes=1)))]
 Language = Annotated[str, AfterValidator(_language)]
 Languages = Annotated[list[Language], Field(min_length=1)]
 RuleLanguages = list[Language]  # [] on a rule = no stemming
@@ -248,6 +249,9 @@ class MonitorModel(Model):
     concurrency: Annotated[int, Field(ge=1, le=1000)] = DEFAULTS.concurrency
     per_host: Annotated[int, Field(ge=1, le=100)] = DEFAULTS.per_host
     user_agent: Annotated[str, AfterValidator(_user_agent)] = DEFAULTS.user_agent
+    dead_after: HealthAfter = DEFAULTS.dead_after
+    stale_after: HealthAfter | None = DEFAULTS.stale_after
+    ops_channels: list[Name] = []
 
 
 class FeedModel(Model):

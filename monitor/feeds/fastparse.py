@@ -78,7 +78,10 @@ _NAMESPACES: dict[str, str] = {
     "http://search.yahoo.com/mrss/": "media",
     "http://www.w3.org/1999/xhtml": "xhtml",
     "http://www.w3.org/1999/02/22-rdf-syntax-ns#": "rdf",
+    "http://purl.org/rss/1.0/modules/syndication/": "sy",
 }
+# feed-level elements that hint at how often the feed changes (schedule.effective_interval)
+_HINTS = frozenset({"ttl", "sy_updateperiod", "sy_updatefrequency"})
 _RDF_ABOUT = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}about"
 _XML_DECL = re.compile(r"^<\?xml[^>]*\?>")
 _XML_DECL_BYTES = re.compile(rb"^<\?xml[^>]*\?>")
@@ -331,11 +334,15 @@ def _read(data: bytes, charset: str | None) -> dict[str, Any] | None:
             nodes += [c for c in channel if _name(c) == "item"]
     else:
         return None
-    title = ""
+    feed: dict[str, Any] = {"title": ""}
     if channel is not None:
         first = next((c for c in channel if _name(c) in ("title", "dc_title")), None)
-        title = reader.inner(first) if first is not None else ""
+        feed["title"] = reader.inner(first) if first is not None else ""
+        for child in channel:  # the first of each, as feedparser keeps it
+            name = _name(child)
+            if name in _HINTS and name not in feed:
+                feed[name] = reader.text(child)
     entries = [reader.entry(node) for node in nodes]
     for entry in entries:
         entry.pop("_has_content", None)
-    return {"feed": {"title": title}, "entries": entries, "version": version}
+    return {"feed": feed, "entries": entries, "version": version}

@@ -72,6 +72,7 @@ import feedparser
 
 from monitor.errors import FeedError
 from monitor.feeds.fastparse import read_feed
+from monitor.feeds.schedule import rss_ttl, syndication_interval
 from monitor.feeds.urls import canonical_link, resolve_link
 from monitor.textutil import one_line
 from monitor.types import Item, ParsedFeed
@@ -512,8 +513,11 @@ def _parse_xml(body: bytes, headers: Mapping[str, str], url: str, fast: bool) ->
     if result is not None:
         feed = result["feed"]
         items = [_entry_item(e, url) for e in result["entries"]]
-        return ParsedFeed(
-            title=_plain_line(_text(_get(feed, "title")), MAX_TITLE), items=_unique(items)
+        return _with_hints(
+            ParsedFeed(
+                title=_plain_line(_text(_get(feed, "title")), MAX_TITLE), items=_unique(items)
+            ),
+            feed,
         )
     result = _feedparser(data, fp_type)
     version = _text(_get(result, "version"))
@@ -540,7 +544,20 @@ def _parse_xml(body: bytes, headers: Mapping[str, str], url: str, fast: bool) ->
                 title = alone_title or title
         if found < expected:
             problem += f"; {found} of {expected} items recovered"
-    return ParsedFeed(title=title, items=_unique(items), problem=problem)
+    return _with_hints(ParsedFeed(title=title, items=_unique(items), problem=problem), feed)
+
+
+def _with_hints(parsed: ParsedFeed, feed: Any) -> ParsedFeed:
+    """`parsed` with the feed's interval hints: RSS `<ttl>`, `sy:updatePeriod` and
+    `sy:updateFrequency` (feedparser's `ttl`, `sy_updateperiod`, `sy_updatefrequency`)."""
+    ttl = rss_ttl(_text(_get(feed, "ttl")) or None)
+    sy = syndication_interval(
+        _text(_get(feed, "sy_updateperiod")) or None,
+        _text(_get(feed, "sy_updatefrequency")) or None,
+    )
+    if ttl is None and sy is None:
+        return parsed
+    return replace(parsed, ttl=ttl, update_interval=sy)
 
 
 def _not_a_feed(body: bytes, content_type: str, exc: Any) -> str:
@@ -637,4 +654,4 @@ def parse_feed_fast(body: bytes, headers: Mapping[str, str], url: str) -> Parsed
         return None
     items = [_entry_item(e, url) for e in result["entries"]]
     title = _plain_line(_text(_get(result["feed"], "title")), MAX_TITLE)
-    return ParsedFeed(title=title, items=_unique(items))
+    return _with_hints(ParsedFeed(title=title, items=_unique(items)), result["feed"])

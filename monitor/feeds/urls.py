@@ -22,9 +22,15 @@ and URLs that do not parse, are returned unchanged.
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote_plus, urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, unquote_plus, urljoin, urlsplit, urlunsplit
 
-__all__ = ["TRACKING_PARAMS", "TRACKING_PREFIXES", "canonical_link", "resolve_link"]
+__all__ = [
+    "TRACKING_PARAMS",
+    "TRACKING_PREFIXES",
+    "canonical_link",
+    "mask_feed_url",
+    "resolve_link",
+]
 
 #: Query parameter names (lower case) that only track the reader, never select content.
 TRACKING_PARAMS: frozenset[str] = frozenset(
@@ -170,3 +176,62 @@ def canonical_link(url: str) -> str:
     query = "&".join(p for p in parts.query.split("&") if p and not _is_tracking(p))
     fragment = parts.fragment if parts.fragment.startswith(("!", "/")) else ""
     return urlunsplit((scheme, _netloc(parts.netloc, scheme), parts.path or "/", query, fragment))
+
+
+# --- showing a feed URL --------------------------------------------------------------------
+
+# Query keys whose values are credentials (compared lower-case, `-` read as `_`).
+_SECRET_KEYS = frozenset(
+    {
+        "token",
+        "access_token",
+        "auth",
+        "auth_token",
+        "authtoken",
+        "key",
+        "api_key",
+        "apikey",
+        "secret",
+        "password",
+        "passwd",
+        "pass",
+        "pw",
+        "sig",
+        "signature",
+        "session",
+        "sessionid",
+        "private_token",
+        "feed_token",
+        "hash",
+    }
+)
+# A value that looks like a generated token whatever its key: long, letters and digits mixed.
+_TOKEN_LIKE = re.compile(r"(?=[^&]*[0-9])(?=[^&]*[A-Za-z])[A-Za-z0-9_\-.~%]{20,}")
+
+
+def mask_feed_url(url: str) -> str:
+    """`url` fit to show: a userinfo password and token-like query values become `***`.
+
+    A query value is masked when its key names a credential (`token`, `key`, `api_key`,
+    `sig`, ...) or when it looks generated (20+ characters of letters and digits mixed).
+    Pure; never raises (a URL it cannot split comes back with only its userinfo masked)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return re.sub(r"(//[^/:@\s]*):[^@/\s]*@", r"\1:***@", url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user, colon, _password = userinfo.partition(":")
+        netloc = f"{user}{':***' if colon else ''}@{hostport}"
+    query = parts.query
+    if query:
+        pairs = []
+        for pair in query.split("&"):
+            key, eq, value = pair.partition("=")
+            name = unquote(key).lower().replace("-", "_")
+            if eq and value and (name in _SECRET_KEYS or _TOKEN_LIKE.fullmatch(value)):
+                value = "***"
+            pairs.append(f"{key}{eq}{value}")
+        query = "&".join(pairs)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

@@ -4,7 +4,8 @@ feeds      one row per configured feed: HTTP validators and polling state
 items      every entry ever seen, unique per (feed, key): the seen-set that stops re-alerts
 matches    every (item, rule) match, alerted or not
 rule_links (rule, canonical link) already alerted: one alert per article and rule
-outbox     one row per (item, channel), written with its matches, deleted never
+outbox     one row per (item, channel), written with its matches, deleted never; feed-health
+           alerts have no item
 """
 
 from __future__ import annotations
@@ -81,11 +82,23 @@ class FeedRow(Base):
     retry_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # 429/503 Retry-After
     gone: Mapped[bool] = mapped_column(Boolean, default=False)  # answered 410: not polled
     items_seen: Mapped[int] = mapped_column(Integer, default=0)
+    # revision 0004: bytes already seen, interval hints, health
+    body_hash: Mapped[str | None] = mapped_column(String(64))  # SHA-256 of the last 200 parsed
+    cache_max_age: Mapped[int | None] = mapped_column(Integer)  # seconds, Cache-Control max-age
+    feed_ttl: Mapped[int | None] = mapped_column(Integer)  # seconds, RSS <ttl>
+    feed_update_interval: Mapped[int | None] = mapped_column(Integer)  # seconds, sy:update*
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_new_item_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    health: Mapped[str] = mapped_column(String(10), default="ok")  # ok, dead, stale
+    health_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ItemRow(Base):
     __tablename__ = "items"
-    __table_args__ = (UniqueConstraint("feed_id", "key"),)
+    __table_args__ = (
+        UniqueConstraint("feed_id", "key"),
+        Index("ix_items_first_seen_at", "first_seen_at"),  # revision 0004: items per day
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id"))
@@ -131,7 +144,7 @@ class OutboxRow(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"))
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id"))  # None: feed health
     channel: Mapped[str] = mapped_column(String(200))
     alert_id: Mapped[str] = mapped_column(String(100))
     content: Mapped[str] = mapped_column(Text)  # JSON: alerts.outbox.content_to_json

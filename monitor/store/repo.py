@@ -31,11 +31,19 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from monitor.alerts.decide import Failed, Fetched, Gone, PollPlan, QueuedAlert
-from monitor.alerts.outbox import content_from_json, content_to_json
+from monitor.alerts.decide import (
+    Failed,
+    Fetched,
+    Gone,
+    HealthChange,
+    PollPlan,
+    QueuedAlert,
+    QueuedHealth,
+)
+from monitor.alerts.outbox import content_from_json, content_to_json, health_to_json
 from monitor.errors import DatabaseSetupError, StorageError
 from monitor.store.models import FeedRow, ItemRow, MatchRow, OutboxRow, RuleLinkRow
-from monitor.types import FeedConfig, Item, Match
+from monitor.types import FeedConfig, FeedHealth, Item, Match
 
 # The domain types the store hands back live in monitor.types; re-exported from here.
 from monitor.types import FeedState as FeedState
@@ -79,7 +87,26 @@ def _feed_state(row: FeedRow) -> FeedState:
         retry_until=row.retry_until,
         gone=row.gone,
         items_seen=row.items_seen,
+        body_hash=row.body_hash,
+        cache_max_age=_seconds(row.cache_max_age),
+        feed_ttl=_seconds(row.feed_ttl),
+        feed_update_interval=_seconds(row.feed_update_interval),
+        failing_since=row.failing_since,
+        last_new_item_at=row.last_new_item_at,
+        health=FeedHealth(row.health) if row.health in _HEALTH else FeedHealth.OK,
+        health_since=row.health_since,
     )
+
+
+_HEALTH = frozenset(h.value for h in FeedHealth)
+
+
+def _seconds(value: int | None) -> timedelta | None:
+    return None if value is None else timedelta(seconds=value)
+
+
+def _as_seconds(value: timedelta | None) -> int | None:
+    return None if value is None else int(value.total_seconds())
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -318,10 +345,23 @@ class Store:
                     row.gone = False
                     row.consecutive_failures = 0
                     row.next_poll_at = row.retry_until = row.problem = None
+                    row.body_hash = row.failing_since = None
+                    row.cache_max_age = row.feed_ttl = row.feed_update_interval = None
 
     def feed_states(self) -> dict[str, FeedState]:
         with self._read() as session:
             return {r.name: _feed_state(r) for r in session.scalars(select(FeedRow))}
+
+    def new_items_since(self, since: datetime) -> dict[str, int]:
+        """Per feed name: the items first seen at or after `since`."""
+        stmt = (
+            select(FeedRow.name, func.count(ItemRow.id))
+            .join(ItemRow, ItemRow.feed_id == FeedRow.id)
+            .where(ItemRow.first_seen_at >= since)
+            .group_by(FeedRow.name)
+        )
+        with self._read() as session:
+            return {name: int(count) for name, count in session.execute(stmt)}
 
     def feed_state(self, name: str) -> FeedState:
         with self._read() as session:
@@ -378,8 +418,9 @@ class Store:
         try:
             with self.transaction() as tx:
                 tx.apply(plan.feed, plan.update)
+                health = tx.change_health(plan.feed, plan.health)
                 if not plan.items:
-                    return Recorded()
+                    return Recorded(alerts=health)
                 feed_id = tx.feed_id(plan.feed)
                 now = plan.update.at
                 # insert-or-ignore: an item another poller stored meanwhile gets no id here
@@ -403,7 +444,7 @@ class Store:
                     matches += len(stored)
                     alerts += len(queued)
                 tx.add_items_seen(plan.feed, len(ids))
-                return Recorded(new_items=len(ids), matches=matches, alerts=alerts)
+                return Recorded(new_items=len(ids), matches=matches, alerts=alerts + health)
         except (SQLAlchemyError, StorageError) as exc:
             raise StorageError(
                 f"cannot record the poll of feed {plan.feed}: {_reason(exc)}"
@@ -655,6 +696,33 @@ class Tx:
             )
         )
 
+    def change_health(self, feed: str, change: HealthChange | None) -> int:
+        """The feed's new health state and its alerts (outbox rows without an item); returns
+        how many alerts were queued."""
+        if change is None:
+            return 0
+        self.session.execute(
+            update(FeedRow)
+            .where(FeedRow.name == feed)
+            .values(health=change.state.value, health_since=change.at)
+        )
+        for alert in change.alerts:
+            self.enqueue_health(alert, change.at)
+        return len(change.alerts)
+
+    def enqueue_health(self, alert: QueuedHealth, now: datetime) -> None:
+        self.session.add(
+            OutboxRow(
+                item_id=None,
+                channel=alert.channel,
+                alert_id=alert.content.alert_id,
+                content=health_to_json(alert.content),
+                created_at=now,
+                attempts=0,
+                next_attempt_at=now,
+            )
+        )
+
     def apply(self, feed: str, update_: Fetched | Failed | Gone) -> None:
         """The feed row after a poll."""
         row = self.session.scalars(select(FeedRow).where(FeedRow.name == feed)).one()
@@ -666,6 +734,14 @@ class Tx:
             row.next_poll_at = update_.next_poll_at
             row.etag = update_.etag
             row.last_modified = update_.last_modified
+            row.failing_since = None
+            row.last_new_item_at = update_.last_new_item_at
+            if update_.body_hash is not None:
+                row.body_hash = update_.body_hash or None
+            if update_.hints is not None:  # a 304 keeps the hints of the last 200
+                row.cache_max_age = _as_seconds(update_.hints.cache_max_age)
+                row.feed_ttl = _as_seconds(update_.hints.ttl)
+                row.feed_update_interval = _as_seconds(update_.hints.update_interval)
             if update_.moved_to:
                 row.url = update_.moved_to
             if update_.document is not None:  # a 304 keeps what the document said
@@ -677,8 +753,10 @@ class Tx:
             row.last_error_at = update_.at
             row.next_poll_at = update_.next_poll_at
             row.retry_until = update_.retry_until
+            row.failing_since = update_.failing_since or update_.at
         else:
             row.gone = True
+            row.failing_since = row.failing_since or update_.at
             row.last_error = update_.error
             row.last_error_at = update_.at
             row.next_poll_at = None
