@@ -15,13 +15,16 @@ import asyncio
 import random
 from datetime import timedelta
 
+from monitor.alerts.decide import PollPlan
 from monitor.clock import Clock, utcnow
+from monitor.errors import StorageError
 from monitor.feeds.fetch import Fetcher
 from monitor.snapshot import Snapshot
-from monitor.store.repo import Store
+from monitor.store.repo import Recorded, Store
 from monitor.types import Config
 from monitor.workers import WorkerPool
 
+GROUP_COMMIT_MAX = 200  # plans written in one transaction at most
 # A feed whose parsing (or matching) takes longer is abandoned: its worker process is killed.
 WORKER_DEADLINE = timedelta(seconds=60)
 
@@ -44,6 +47,7 @@ class App:
         self.rng = rng or random.Random()
         self._snapshot = Snapshot.of(config, 1)
         self._write_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._waiting: list[tuple[PollPlan, asyncio.Future[Recorded]]] = []  # group commit
 
     @property
     def snapshot(self) -> Snapshot:
@@ -76,7 +80,41 @@ class App:
         loop = asyncio.get_running_loop()
         if self._write_lock is None or self._write_lock[0] is not loop:
             self._write_lock = (loop, asyncio.Lock())
+            self._waiting = []
         return self._write_lock[1]
+
+    async def record(self, plan: PollPlan) -> Recorded:
+        """Write a poll's plan: a group commit. Plans that arrive while another write is
+        running wait for it, then the first of them writes them all in one transaction (a
+        thousand 304s cost a few transactions, not a thousand). If that transaction fails,
+        each plan is written alone, so one bad plan never costs the others."""
+        lock = self.write_lock()
+        mine: asyncio.Future[Recorded] = asyncio.get_running_loop().create_future()
+        self._waiting.append((plan, mine))
+        async with lock:
+            if not mine.done():
+                batch, self._waiting = (
+                    self._waiting[:GROUP_COMMIT_MAX],
+                    self._waiting[GROUP_COMMIT_MAX:],
+                )
+                await self._write(batch)
+        return await mine
+
+    async def _write(self, batch: list[tuple[PollPlan, asyncio.Future[Recorded]]]) -> None:
+        plans = [plan for plan, _ in batch]
+        try:
+            results = await asyncio.to_thread(self.store.record_polls, plans)
+        except StorageError:
+            if len(batch) == 1:
+                raise
+            for plan, future in batch:  # one at a time: the culprit fails alone
+                try:
+                    future.set_result(await asyncio.to_thread(self.store.record_poll, plan))
+                except StorageError as exc:
+                    future.set_exception(exc)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            future.set_result(result)
 
     def close(self) -> None:
         self.executor.close()

@@ -9,7 +9,7 @@ One feed's poll (`poll_feed`), as data flowing:
     5. unseen items           store.seen_keys(feed, keys)             db read
     6. match                  executor.match(rules, unseen)           worker process
     7. decide                 decide.plan_poll(...) -> PollPlan       pure
-    8. record                 store.record_poll(plan)                 ONE transaction: feed row,
+    8. record                 app.record(plan) -> store.record_polls  ONE transaction: feed row,
                                                                       items, matches, outbox
 and, separately, delivery per channel (`drain_channel`): the channel's due outbox rows, one at
 a time, leased -> render for the channel -> send (Apprise, thread) -> mark delivered, or record
@@ -45,6 +45,7 @@ from monitor.store.repo import PendingAlert, Recorded
 from monitor.types import (
     AlertContent,
     FeedConfig,
+    FeedState,
     FetchRequest,
     FetchStatus,
     HealthAlert,
@@ -151,14 +152,26 @@ async def poll_all(
 ) -> list[FeedOutcome]:
     """Fetch every enabled feed (or `feeds`) once, whether due or not (`monitor poll`), but
     never one gone or waiting out its server's Retry-After. One feed's failure never stops
-    another."""
+    another. At most `concurrency` polls are in flight (fetched bodies waiting for a worker
+    would pile up otherwise); the feed rows are read once for the whole pass."""
     snapshot = app.snapshot
     chosen = snapshot.enabled_feeds if feeds is None else feeds
-    polls = (
-        poll_feed(app, f, fetcher, snapshot=snapshot, forced=True, catch_up=catch_up)
-        for f in chosen
-    )
-    return list(await asyncio.gather(*polls))
+    states = await asyncio.to_thread(app.store.feed_states)
+    slots = asyncio.Semaphore(snapshot.config.settings.concurrency)
+
+    async def one(feed: FeedConfig) -> FeedOutcome:
+        async with slots:
+            return await poll_feed(
+                app,
+                feed,
+                fetcher,
+                snapshot=snapshot,
+                forced=True,
+                catch_up=catch_up,
+                state=states.get(feed.name),
+            )
+
+    return list(await asyncio.gather(*(one(f) for f in chosen)))
 
 
 async def poll_feed(
@@ -169,13 +182,15 @@ async def poll_feed(
     snapshot: Snapshot | None = None,
     forced: bool = True,
     catch_up: bool = False,
+    state: FeedState | None = None,
 ) -> FeedOutcome:
     """Poll one feed. Never raises for the feed's sake: a bug is logged and reported.
 
     `forced` polls even before the feed's interval or backoff has passed (`monitor poll`);
-    the daemon passes False. `catch_up`: store and match, alert nothing."""
+    the daemon passes False. `catch_up`: store and match, alert nothing. `state`: the feed's
+    row, when the caller has just read it (else it is read here)."""
     try:
-        return await _poll(app, feed, fetcher, snapshot or app.snapshot, forced, catch_up)
+        return await _poll(app, feed, fetcher, snapshot or app.snapshot, forced, catch_up, state)
     except asyncio.CancelledError:
         raise
     except StorageError as exc:
@@ -193,8 +208,10 @@ async def _poll(
     snapshot: Snapshot,
     forced: bool,
     catch_up: bool,
+    state: FeedState | None,
 ) -> FeedOutcome:
-    state = await asyncio.to_thread(app.store.feed_state, feed.name)
+    if state is None:
+        state = await asyncio.to_thread(app.store.feed_state, feed.name)
     permission = may_poll(state, app.clock(), forced=forced)
     if permission is Permission.GONE:
         return FeedOutcome(feed.name, PollStatus.DISABLED, error="410 Gone: feed disabled")
@@ -238,8 +255,7 @@ async def _poll(
         fraction=app.rng.random(),
         body_hash=body_hash,
     )
-    async with app.write_lock():
-        recorded = await asyncio.to_thread(app.store.record_poll, plan)
+    recorded = await app.record(plan)
     _log_poll(plan, parsed)
     return outcome_of(plan, recorded, parsed)
 

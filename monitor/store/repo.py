@@ -415,40 +415,48 @@ class Store:
         The one decision made here is the database's: whether this item is the first to
         alert a rule for its article (`claim_link`); `ItemPlan.settle` does the rest.
         """
+        return self.record_polls([plan])[0]
+
+    def record_polls(self, plans: Sequence[PollPlan]) -> list[Recorded]:
+        """Write several polls' plans in ONE transaction (a group commit: the pipeline hands
+        over the plans of polls that finished while another was writing). Each plan stays
+        whole: all of them commit, or none."""
         try:
             with self.transaction() as tx:
-                tx.apply(plan.feed, plan.update)
-                health = tx.change_health(plan.feed, plan.health)
-                if not plan.items:
-                    return Recorded(alerts=health)
-                feed_id = tx.feed_id(plan.feed)
-                now = plan.update.at
-                # insert-or-ignore: an item another poller stored meanwhile gets no id here
-                ids = tx.insert_items(feed_id, [p.item for p in plan.items], now)
-                matches = alerts = 0
-                for item_plan in plan.items:
-                    item_id = ids.get(item_plan.item.key)
-                    if item_id is None:
-                        continue
-                    won = {
-                        p.match.rule
-                        for p in item_plan.matches
-                        if p.wants_alert
-                        and tx.claim_link(p.match.rule, item_plan.link_key, item_id)
-                    }
-                    stored, queued = item_plan.settle(won)
-                    for match, alerted in stored:
-                        tx.insert_match(item_id, match, now, alerted=alerted)
-                    for alert in queued:
-                        tx.enqueue(item_id, alert, now)
-                    matches += len(stored)
-                    alerts += len(queued)
-                tx.add_items_seen(plan.feed, len(ids))
-                return Recorded(new_items=len(ids), matches=matches, alerts=alerts + health)
+                return [self._record(tx, plan) for plan in plans]
         except (SQLAlchemyError, StorageError) as exc:
-            raise StorageError(
-                f"cannot record the poll of feed {plan.feed}: {_reason(exc)}"
-            ) from exc
+            feeds = ", ".join(p.feed for p in plans[:3]) + (", ..." if len(plans) > 3 else "")
+            raise StorageError(f"cannot record the poll of feed {feeds}: {_reason(exc)}") from exc
+
+    @staticmethod
+    def _record(tx: Tx, plan: PollPlan) -> Recorded:
+        tx.apply(plan.feed, plan.update)
+        health = tx.change_health(plan.feed, plan.health)
+        if not plan.items:
+            return Recorded(alerts=health)
+        feed_id = tx.feed_id(plan.feed)
+        now = plan.update.at
+        # insert-or-ignore: an item another poller stored meanwhile gets no id here
+        ids = tx.insert_items(feed_id, [p.item for p in plan.items], now)
+        matches = alerts = 0
+        for item_plan in plan.items:
+            item_id = ids.get(item_plan.item.key)
+            if item_id is None:
+                continue
+            won = {
+                p.match.rule
+                for p in item_plan.matches
+                if p.wants_alert and tx.claim_link(p.match.rule, item_plan.link_key, item_id)
+            }
+            stored, queued = item_plan.settle(won)
+            for match, alerted in stored:
+                tx.insert_match(item_id, match, now, alerted=alerted)
+            for alert in queued:
+                tx.enqueue(item_id, alert, now)
+            matches += len(stored)
+            alerts += len(queued)
+        tx.add_items_seen(plan.feed, len(ids))
+        return Recorded(new_items=len(ids), matches=matches, alerts=alerts + health)
 
     # --- outbox --------------------------------------------------------------------------
 
