@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import multiprocessing
 import os
@@ -27,50 +28,23 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 from monitor.errors import FeedError
-from monitor.feeds.parse import parse_feed
-from monitor.rules.compile import CompiledRules, compile_rules
 from monitor.textutil import one_line
 from monitor.types import Item, Match, ParsedFeed, RuleConfig
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
-
-# --- matching: one compiled rule set per worker process and rule-set id ---------------------
-#
-# The parent writes each rule set once, pickled, to a private temporary folder, named by its id
-# (`Snapshot.matcher_id`), and sends only the id and that path with the items. A worker that
-# has no compiled matcher for the id reads the file and compiles it, once per worker and config
-# generation: a poll never pickles the rule set again, and no task waits for a round trip.
-
-_COMPILED: OrderedDict[str, CompiledRules] = OrderedDict()
-_KEEP = 2  # the current generation, and the previous one for polls still running with it
-
-
-def match_items(
-    matcher_id: str,
-    rules_file: str,
-    feed: str,
-    items: Sequence[Item],
-) -> list[tuple[Item, list[Match]]]:
-    """Every item with the rules it matches (runs in a worker process)."""
-    compiled = _COMPILED.get(matcher_id)
-    if compiled is None:
-        with open(rules_file, "rb") as handle:
-            rules: tuple[RuleConfig, ...] = pickle.load(handle)  # our own file, mode 0600
-        compiled = _COMPILED[matcher_id] = compile_rules(rules)
-        while len(_COMPILED) > _KEEP:
-            _COMPILED.popitem(last=False)
-    else:
-        _COMPILED.move_to_end(matcher_id)
-    return [(item, compiled.match_item(item, feed=feed)) for item in items]
+# What the workers run, by name: the main process never imports them (see worker_tasks).
+TASKS = "monitor.worker_tasks"
+PARSE = f"{TASKS}:parse"
+MATCH = f"{TASKS}:match_items"
+_KEEP = 2  # rule-set files kept: the current generation's and the one before
 
 
 def _watch_parent(pid: int) -> None:
@@ -102,15 +76,17 @@ def _exit_when_gone(pid: int) -> None:
     os._exit(1)
 
 
-def _guarded(what: str, func: Callable[..., T], *args: Any) -> T:
-    """Run `func` in the worker; any failure of it becomes this feed's FeedError.
+def _guarded(what: str, target: str, *args: Any) -> Any:
+    """Run `target` ("module:function") in the worker; any failure of it becomes this
+    feed's FeedError.
 
     feedparser and the standard library raise all kinds of errors on hostile documents
     (ValueError from a huge character reference, UnicodeDecodeError from a made-up encoding
     name, ...): each must fail one feed, never the pass.
     """
+    module, _, name = target.partition(":")
     try:
-        return func(*args)
+        return getattr(importlib.import_module(module), name)(*args)
     except FeedError:
         raise
     except Exception as exc:
@@ -134,6 +110,8 @@ class WorkerPool:
             # forkserver: workers are not forked from a process that runs threads (aiohttp's
             # resolver, APScheduler, SQLite), which fork would copy in a broken state.
             context = multiprocessing.get_context("forkserver")
+            # the forkserver imports the tasks' modules once; each worker starts with them
+            context.set_forkserver_preload([TASKS])
             self._executor = ProcessPoolExecutor(
                 self.workers,
                 mp_context=context,
@@ -144,7 +122,8 @@ class WorkerPool:
 
     async def parse(self, body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
         """The parsed document (FeedError when it is not a feed or overruns the deadline)."""
-        return await self._run("parsing", parse_feed, body, dict(headers), url)
+        parsed: ParsedFeed = await self._run("parsing", PARSE, body, dict(headers), url)
+        return parsed
 
     async def match(
         self,
@@ -158,7 +137,10 @@ class WorkerPool:
         if not items:
             return []
         path = self._rules_file(matcher_id, rules)
-        return await self._run("matching", match_items, matcher_id, path, feed, list(items))
+        found: list[tuple[Item, list[Match]]] = await self._run(
+            "matching", MATCH, matcher_id, path, feed, list(items)
+        )
+        return found
 
     def _rules_file(self, matcher_id: str, rules: tuple[RuleConfig, ...]) -> str:
         """The file holding this rule set for the workers (written on first use)."""
@@ -185,12 +167,12 @@ class WorkerPool:
             self._slots = (loop, asyncio.Semaphore(self.workers))
         return self._slots[1]
 
-    async def _run(self, what: str, func: Callable[..., T], *args: Any) -> T:
+    async def _run(self, what: str, target: str, *args: Any) -> Any:
         async with self._semaphore():
             for attempt in (1, 2):
                 executor = self._pool()
                 loop = asyncio.get_running_loop()
-                future = loop.run_in_executor(executor, _guarded, what, func, *args)
+                future = loop.run_in_executor(executor, _guarded, what, target, *args)
                 try:
                     return await asyncio.wait_for(future, self.deadline)
                 except TimeoutError:

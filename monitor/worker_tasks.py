@@ -1,0 +1,51 @@
+"""What the worker processes run: parsing and matching (imported in the workers only).
+
+The main process never imports this module (nor feedparser, lxml or the rule compiler it
+brings): `workers.WorkerPool` names these functions by their dotted path, and the worker
+resolves the name. The forkserver preloads this module, so every worker starts with it.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+
+from monitor.feeds.parse import parse_feed
+from monitor.rules.compile import CompiledRules, compile_rules
+from monitor.types import Item, Match, ParsedFeed, RuleConfig
+
+
+def parse(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
+    """The parsed document (FeedError when it is not a feed)."""
+    return parse_feed(body, headers, url)
+
+
+# --- matching: one compiled rule set per worker process and rule-set id ---------------------
+#
+# The parent writes each rule set once, pickled, to a private temporary folder, named by its id
+# (`Snapshot.matcher_id`), and sends only the id and that path with the items. A worker that
+# has no compiled matcher for the id reads the file and compiles it, once per worker and config
+# generation: a poll never pickles the rule set again, and no task waits for a round trip.
+
+_COMPILED: OrderedDict[str, CompiledRules] = OrderedDict()
+_KEEP = 2  # the current generation, and the previous one for polls still running with it
+
+
+def match_items(
+    matcher_id: str,
+    rules_file: str,
+    feed: str,
+    items: Sequence[Item],
+) -> list[tuple[Item, list[Match]]]:
+    """Every item with the rules it matches (runs in a worker process)."""
+    compiled = _COMPILED.get(matcher_id)
+    if compiled is None:
+        with open(rules_file, "rb") as handle:
+            rules: tuple[RuleConfig, ...] = pickle.load(handle)  # our own file, mode 0600
+        compiled = _COMPILED[matcher_id] = compile_rules(rules)
+        while len(_COMPILED) > _KEEP:
+            _COMPILED.popitem(last=False)
+    else:
+        _COMPILED.move_to_end(matcher_id)
+    return [(item, compiled.match_item(item, feed=feed)) for item in items]
