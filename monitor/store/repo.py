@@ -35,6 +35,7 @@ from monitor.alerts.decide import Failed, Fetched, Gone, PollPlan, QueuedAlert
 from monitor.alerts.outbox import content_from_json, content_to_json
 from monitor.errors import DatabaseSetupError, StorageError
 from monitor.store.models import FeedRow, ItemRow, MatchRow, OutboxRow, RuleLinkRow
+from monitor.store.owners import OwnerLock, new_owner
 from monitor.types import FeedConfig, Item, Match
 
 # The domain types the store hands back live in monitor.types; re-exported from here.
@@ -198,6 +199,18 @@ class Store:
         self.read_engine = engine.execution_options(**{READ_ONLY: True})
         self.dialect = engine.dialect.name
         self.read_only = read_only  # opened for reading only: nothing may be written
+        # this process as a lease owner: its name goes into every lease it takes
+        self.owner = new_owner()
+        database = engine.url.database
+        sqlite_file = (
+            Path(database)
+            if self.dialect == "sqlite"
+            and database
+            and database != ":memory:"
+            and not database.startswith("file:")
+            else None
+        )
+        self._owner_lock = OwnerLock(engine, self.owner, sqlite_file)
 
     @classmethod
     def open(cls, url: str, *, for_reading: bool = False) -> Store:
@@ -215,6 +228,7 @@ class Store:
         return cls(engine, read_only=read_only)
 
     def close(self) -> None:
+        self._owner_lock.release()
         self.engine.dispose()
 
     @contextmanager
@@ -423,6 +437,7 @@ class Store:
         if not all_pending:
             conditions.append(OutboxRow.next_attempt_at <= now)
         until = now + lease
+        self._hold_owner_lock()
         for _ in range(5):  # another sender may take the row between select and update
             with self.transaction() as tx:
                 row = tx.session.scalars(
@@ -438,7 +453,7 @@ class Store:
                 taken = tx.session.execute(
                     update(OutboxRow)
                     .where(OutboxRow.id == row.id, *conditions)
-                    .values(leased_until=until)
+                    .values(leased_until=until, lease_owner=self.owner)
                     .execution_options(synchronize_session=False)
                 )
                 if getattr(taken, "rowcount", 0) == 1:
@@ -452,12 +467,56 @@ class Store:
                     )
         return None
 
+    def _hold_owner_lock(self) -> None:
+        try:
+            self._owner_lock.acquire()
+        except (SQLAlchemyError, OSError) as exc:
+            reason = _reason(exc)
+            raise StorageError(f"database: cannot take the lease owner's lock: {reason}") from exc
+
+    def take_over_leases(self, now: datetime) -> dict[str, int]:
+        """Free the leases held by processes that are gone (killed, crashed): their alerts
+        are due again at once instead of when the lease runs out. Returns {owner: rows}.
+
+        Only for the holder of the daemon lock (`only_instance`), at start and now and then:
+        a lease of ours or of a live process (a `monitor poll` beside the daemon) is kept.
+        A lease without an owner (taken before revision 0005) runs out as before."""
+        held = (
+            select(OutboxRow.lease_owner)
+            .where(
+                OutboxRow.delivered_at.is_(None),
+                OutboxRow.leased_until > now,
+                OutboxRow.lease_owner.is_not(None),
+                OutboxRow.lease_owner != self.owner,
+            )
+            .distinct()
+        )
+        with self._read() as session:
+            owners = [o for o in session.scalars(held) if o]
+        try:
+            dead = [o for o in owners if not self._owner_lock.is_alive(o)]
+        except (SQLAlchemyError, OSError) as exc:
+            raise StorageError(f"database: cannot check lease owners: {_reason(exc)}") from exc
+        freed: dict[str, int] = {}
+        for owner in dead:
+            with self.transaction() as tx:
+                result = tx.session.execute(
+                    update(OutboxRow)
+                    .where(OutboxRow.lease_owner == owner, OutboxRow.delivered_at.is_(None))
+                    .values(leased_until=None, lease_owner=None)
+                )
+                count = int(getattr(result, "rowcount", 0) or 0)
+            if count:
+                freed[owner] = count
+        return freed
+
     def mark_delivered(self, alert: PendingAlert, now: datetime) -> bool:
         """Record the channel's acceptance; False if the lease had been lost meanwhile."""
         return self._finish(
             alert,
             delivered_at=now,
             leased_until=None,
+            lease_owner=None,
             last_error=None,
             attempts=OutboxRow.attempts + 1,
         )
@@ -468,6 +527,7 @@ class Store:
             alert,
             next_attempt_at=retry_at,
             leased_until=None,
+            lease_owner=None,
             last_error=error,
             attempts=OutboxRow.attempts + 1,
         )

@@ -1,0 +1,27 @@
+"""outbox.lease_owner: which process holds a lease, so a restarted daemon takes over the
+leases of a process that died (instead of waiting for them to run out).
+
+Revision ID: 0005
+Revises: 0003 (the integrator re-chains it after 0004)
+Create Date: 2026-12-03
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("outbox") as batch:
+        batch.add_column(sa.Column("lease_owner", sa.String(length=100), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("outbox") as batch:
+        batch.drop_column("lease_owner")
