@@ -33,7 +33,7 @@ import stamina
 
 from monitor.alerts.decide import Failed, Gone, PollPlan, catching_up, plan_poll
 from monitor.alerts.deliver import send
-from monitor.alerts.outbox import next_attempt
+from monitor.alerts.outbox import gives_up, next_attempt
 from monitor.alerts.render import render
 from monitor.app import App
 from monitor.errors import FeedError, StorageError
@@ -318,9 +318,23 @@ async def drain_channel(
             failures_in_a_row = 0
             continue
         error = outcome.error or "not accepted"
-        retry_at = next_attempt(app.clock(), alert.attempts + 1)
-        await _persist(store.mark_failed, alert, error, retry_at)
-        log.warning("alert %s to channel %s not delivered: %s", alert.alert_id, name, error)
+        now = app.clock()
+        retry_at = next_attempt(now, alert.attempts + 1)
+        give_up_after = app.snapshot.config.settings.give_up_after
+        given_up = now if gives_up(now, alert.since, give_up_after) else None
+        await _persist(store.mark_failed, alert, error, retry_at, given_up_at=given_up)
+        if given_up:
+            log.error(
+                "alert %s to channel %s failed for good after %d attempts: %s "
+                "(`monitor alerts retry %s` requeues it)",
+                alert.alert_id,
+                name,
+                alert.attempts + 1,
+                error,
+                alert.alert_id,
+            )
+        else:
+            log.warning("alert %s to channel %s not delivered: %s", alert.alert_id, name, error)
         report += DeliveryReport(failed=1, errors=(f"channel {name}: {error}",))
         failures_in_a_row += 1
         if not all_pending or failures_in_a_row >= POLL_FAILURES_PER_CHANNEL:
@@ -331,7 +345,9 @@ async def drain_channel(
     return report
 
 
-async def _persist(mark: Callable[..., bool], alert: PendingAlert, *args: object) -> bool:
+async def _persist(
+    mark: Callable[..., bool], alert: PendingAlert, *args: object, **kwargs: object
+) -> bool:
     """Record a send's outcome, retrying through a short database outage: giving up would
     leave the row leased, and an alert already delivered would be sent again. Retries stop
     before the lease runs out (stamina: exponential backoff with jitter)."""
@@ -342,7 +358,7 @@ async def _persist(mark: Callable[..., bool], alert: PendingAlert, *args: object
         with attempt:
             if attempt.num > 1:
                 log.warning("recording alert %s: retry %d", alert.alert_id, attempt.num - 1)
-            return await asyncio.to_thread(mark, alert, *args)
+            return await asyncio.to_thread(mark, alert, *args, **kwargs)
     raise AssertionError("unreachable: stamina re-raises the last error")
 
 

@@ -142,3 +142,5 @@ class OutboxRow(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(100))  # Store.owner of that sender
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # gave up: see give_up_after
+    requeued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # `monitor alerts retry`

@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, func, or_, select, update
+from sqlalchemy import Engine, and_, create_engine, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -36,7 +36,7 @@ from monitor.alerts.outbox import content_from_json, content_to_json
 from monitor.errors import DatabaseSetupError, StorageError
 from monitor.store.models import FeedRow, ItemRow, MatchRow, OutboxRow, RuleLinkRow
 from monitor.store.owners import OwnerLock, new_owner
-from monitor.types import FeedConfig, Item, Match
+from monitor.types import AlertRecord, AlertState, FeedConfig, Item, Match
 
 # The domain types the store hands back live in monitor.types; re-exported from here.
 from monitor.types import FeedState as FeedState
@@ -75,6 +75,33 @@ def _feed_state(row: FeedRow) -> FeedState:
         retry_until=row.retry_until,
         gone=row.gone,
         items_seen=row.items_seen,
+    )
+
+
+def _alert_record(row: OutboxRow) -> AlertRecord:
+    if row.delivered_at is not None:
+        state = AlertState.DELIVERED
+    elif row.failed_at is not None:
+        state = AlertState.FAILED
+    else:
+        state = AlertState.RETRYING if row.attempts else AlertState.PENDING
+    try:
+        content = content_from_json(row.content)
+        title = content.title
+    except (ValueError, KeyError, TypeError):
+        title = ""
+    waiting = state in (AlertState.PENDING, AlertState.RETRYING)
+    return AlertRecord(
+        alert_id=row.alert_id,
+        channel=row.channel,
+        state=state,
+        attempts=row.attempts,
+        created_at=row.created_at,
+        next_attempt_at=row.next_attempt_at if waiting else None,
+        last_error=row.last_error,
+        delivered_at=row.delivered_at,
+        failed_at=row.failed_at,
+        title=title,
     )
 
 
@@ -431,7 +458,12 @@ class Store:
         ids are in `skip` (already tried in this pass) are passed over.
         """
         free = or_(OutboxRow.leased_until.is_(None), OutboxRow.leased_until <= now)
-        conditions = [OutboxRow.channel == channel, OutboxRow.delivered_at.is_(None), free]
+        conditions = [
+            OutboxRow.channel == channel,
+            OutboxRow.delivered_at.is_(None),
+            OutboxRow.failed_at.is_(None),
+            free,
+        ]
         if skip:
             conditions.append(OutboxRow.id.not_in(list(skip)))
         if not all_pending:
@@ -464,6 +496,7 @@ class Store:
                         content=content_from_json(row.content),
                         attempts=row.attempts,
                         lease=until,
+                        since=row.requeued_at or row.created_at,
                     )
         return None
 
@@ -521,10 +554,19 @@ class Store:
             attempts=OutboxRow.attempts + 1,
         )
 
-    def mark_failed(self, alert: PendingAlert, error: str, retry_at: datetime) -> bool:
-        """Record a failed attempt and when to retry; False if the lease had been lost."""
+    def mark_failed(
+        self,
+        alert: PendingAlert,
+        error: str,
+        retry_at: datetime,
+        *,
+        given_up_at: datetime | None = None,
+    ) -> bool:
+        """Record a failed attempt and when to retry, or (`given_up_at`) that the alert is
+        failed for good until requeued; False if the lease had been lost."""
         return self._finish(
             alert,
+            failed_at=given_up_at,
             next_attempt_at=retry_at,
             leased_until=None,
             lease_owner=None,
@@ -547,7 +589,9 @@ class Store:
     def pending_count(self, channel: str, skip: Collection[int] = ()) -> int:
         """Undelivered alerts of `channel`, but for those with ids in `skip`."""
         stmt = select(func.count()).where(
-            OutboxRow.channel == channel, OutboxRow.delivered_at.is_(None)
+            OutboxRow.channel == channel,
+            OutboxRow.delivered_at.is_(None),
+            OutboxRow.failed_at.is_(None),
         )
         if skip:
             stmt = stmt.where(OutboxRow.id.not_in(list(skip)))
@@ -555,14 +599,66 @@ class Store:
             return int(session.scalar(stmt) or 0)
 
     def outbox_counts(self) -> dict[str, tuple[int, int]]:
-        """Per channel: (pending, delivered)."""
+        """Per channel: (pending, delivered); failed alerts are neither."""
         with self._read() as session:
             stmt = select(
                 OutboxRow.channel,
-                func.count().filter(OutboxRow.delivered_at.is_(None)),
+                func.count().filter(
+                    OutboxRow.delivered_at.is_(None), OutboxRow.failed_at.is_(None)
+                ),
                 func.count().filter(OutboxRow.delivered_at.is_not(None)),
             ).group_by(OutboxRow.channel)
             return {ch: (int(p), int(d)) for ch, p, d in session.execute(stmt)}
+
+    def alerts(
+        self, states: Collection[AlertState] | None = None, limit: int = 1000
+    ) -> list[AlertRecord]:
+        """Outbox rows in the given states (default: every one not delivered), newest first."""
+        wanted = set(states) if states is not None else set(AlertState) - {AlertState.DELIVERED}
+        delivered = OutboxRow.delivered_at.is_not(None)
+        failed = OutboxRow.failed_at.is_not(None)
+        pending = [OutboxRow.delivered_at.is_(None), OutboxRow.failed_at.is_(None)]
+        clauses = {
+            AlertState.DELIVERED: delivered,
+            AlertState.FAILED: and_(OutboxRow.delivered_at.is_(None), failed),
+            AlertState.PENDING: and_(*pending, OutboxRow.attempts == 0),
+            AlertState.RETRYING: and_(*pending, OutboxRow.attempts > 0),
+        }
+        stmt = (
+            select(OutboxRow)
+            .where(or_(*(clauses[s] for s in wanted)))
+            .order_by(OutboxRow.created_at.desc(), OutboxRow.id.desc())
+            .limit(limit)
+        )
+        with self._read() as session:
+            return [_alert_record(row) for row in session.scalars(stmt)]
+
+    def alert_states(self, alert_ids: Collection[str]) -> dict[str, AlertState]:
+        """The state of each of `alert_ids` the outbox holds."""
+        stmt = select(OutboxRow).where(OutboxRow.alert_id.in_(list(alert_ids)))
+        with self._read() as session:
+            return {row.alert_id: _alert_record(row).state for row in session.scalars(stmt)}
+
+    def requeue(self, now: datetime, alert_ids: Collection[str] | None = None) -> int:
+        """Make failed alerts (those in `alert_ids`, or all) pending again, due now, with a
+        fresh backoff and `give_up_after` counted from now. Returns how many."""
+        stmt = (
+            update(OutboxRow)
+            .where(OutboxRow.failed_at.is_not(None), OutboxRow.delivered_at.is_(None))
+            .values(
+                failed_at=None,
+                requeued_at=now,
+                next_attempt_at=now,
+                attempts=0,
+                leased_until=None,
+                lease_owner=None,
+            )
+        )
+        if alert_ids is not None:
+            stmt = stmt.where(OutboxRow.alert_id.in_(list(alert_ids)))
+        with self.transaction() as tx:
+            result = tx.session.execute(stmt.execution_options(synchronize_session=False))
+            return int(getattr(result, "rowcount", 0) or 0)
 
     # --- reading matches and items -------------------------------------------------------
 
