@@ -10,7 +10,9 @@ a burst, and a feed still backing off keeps its time. A restart reads the same r
 nothing is forgotten.
 
 Alerts: one sender task per channel drains that channel's outbox, at once when a poll queued
-alerts and every few seconds for retries; a slow or dead channel only delays itself.
+alerts and every few seconds for retries; a slow or dead channel only delays itself. Before
+the senders start, and every TAKE_OVER_EVERY, the leases of processes that are gone (a killed
+daemon or `monitor poll`) are freed (`Store.take_over_leases`), so their alerts go out now.
 
 Signals: SIGTERM/SIGINT stop cleanly: polls are cancelled at once (nothing of an unfinished
 poll is committed, so it is simply polled again next time), senders finish the alert they are

@@ -32,9 +32,8 @@ from datetime import timedelta
 import stamina
 
 from monitor.alerts.decide import Failed, Gone, PollPlan, catching_up, plan_poll
-from monitor.alerts.deliver import send
+from monitor.alerts.deliver import send, send_alert
 from monitor.alerts.outbox import gives_up, next_attempt
-from monitor.alerts.render import render
 from monitor.app import App
 from monitor.errors import FeedError, StorageError
 from monitor.feeds.fetch import Fetcher
@@ -307,10 +306,10 @@ async def drain_channel(
         if alert is None:
             break
         tried.add(alert.id)
-        message = (
-            render(alert.content) if isinstance(alert.content, AlertContent) else alert.content
-        )
-        outcome = await asyncio.to_thread(send, channel, message)
+        if isinstance(alert.content, AlertContent):  # rendered per URL, in its own format
+            outcome = await asyncio.to_thread(send_alert, channel, alert.content)
+        else:  # a row rendered before revision 0003: sent as it was
+            outcome = await asyncio.to_thread(send, channel, alert.content)
         if outcome.ok:
             if not await _persist(store.mark_delivered, alert, app.clock()):
                 log.warning("alert %s was delivered after its lease ran out", alert.alert_id)

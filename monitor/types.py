@@ -183,6 +183,7 @@ class Message:
 
     title: str
     body: str
+    format: str = "text"  # "text", "html" or "markdown": how the channel should read body
 
 
 # --- stored state (what the store hands back) and poll outcomes -----------------------------

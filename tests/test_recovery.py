@@ -99,7 +99,10 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 def delivered_ids(tmp: Path) -> set[str]:
     with sqlite3.connect(tmp / "monitor.db", timeout=30) as db:
-        rows = db.execute("SELECT alert_id FROM outbox WHERE delivered_at IS NOT NULL")
+        try:
+            rows = db.execute("SELECT alert_id FROM outbox WHERE delivered_at IS NOT NULL")
+        except sqlite3.OperationalError:  # killed before its first migration: no tables yet
+            return set()
         return {r[0] for r in rows}
 
 
