@@ -257,6 +257,96 @@ def cmd_matches(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """`monitor alerts [--pending|--failed]` lists the outbox; `monitor alerts retry ID|--all`
+    requeues failed alerts."""
+    from monitor.store.repo import Store
+    from monitor.types import AlertState
+
+    if args.action is None and (args.id or args.all):
+        raise UsageError("an alert id or --all only goes with `retry`: monitor alerts retry ID")
+    if args.action == "retry" and bool(args.id) == bool(args.all):
+        raise UsageError("monitor alerts retry: give one alert id, or --all")
+    config = _load(args)
+    if args.action == "retry":
+        store = Store.open(config.settings.database)
+        try:
+            if args.all:
+                count = store.requeue(utcnow())
+                print(f"{count} failed alert(s) requeued")
+                return 0
+            states = store.alert_states([args.id])
+            if args.id not in states:
+                raise UsageError(f"no alert {args.id!r} in the outbox (see `monitor alerts`)")
+            if states[args.id] is not AlertState.FAILED:
+                print(f"alert {args.id} is {states[args.id]}: nothing to requeue")
+                return 0
+            store.requeue(utcnow(), [args.id])
+            print(f"alert {args.id} requeued: it is sent on the next delivery pass")
+            return 0
+        finally:
+            store.close()
+    wanted: set[AlertState] | None = None
+    if args.pending:
+        wanted = {AlertState.PENDING, AlertState.RETRYING}
+    elif args.failed:
+        wanted = {AlertState.FAILED}
+    store = Store.open(config.settings.database, for_reading=True)
+    try:
+        found = store.alerts(wanted, limit=args.limit)
+    finally:
+        store.close()
+    if args.format == "json":
+        records = [
+            {
+                "alert_id": a.alert_id,
+                "channel": a.channel,
+                "state": str(a.state),
+                "attempts": a.attempts,
+                "created_at": _iso(a.created_at),
+                "next_attempt_at": _iso(a.next_attempt_at),
+                "delivered_at": _iso(a.delivered_at),
+                "failed_at": _iso(a.failed_at),
+                "last_error": a.last_error,
+                "title": a.title,
+            }
+            for a in found
+        ]
+        json.dump(records, sys.stdout, ensure_ascii=False, indent=2)
+        print()
+        return 0
+    headers = [
+        "alert",
+        "state",
+        "channel",
+        "attempts",
+        "queued (UTC)",
+        "next try",
+        "error",
+        "title",
+    ]
+    rows = [
+        [
+            a.alert_id,
+            str(a.state),
+            a.channel,
+            str(a.attempts),
+            _when(a.created_at)[:16],
+            _when(a.next_attempt_at)[:16],
+            one_line(a.last_error or ""),
+            one_line(a.title),
+        ]
+        for a in found
+    ]
+    width = shutil.get_terminal_size().columns
+    _table(headers, rows, sys.stdout, width=width, shrink=_ALERT_SHRINK, drop=_ALERT_DROP)
+    return 0
+
+
+_ALERT_SHRINK = {"error": 24, "title": 20, "channel": 10}
+_ALERT_DROP = ("title", "next try")
+
+
 # `matches` table: columns that may be cut (with their narrowest useful width), and those left
 # out, in this order, when even that does not fit the terminal.
 _MATCH_SHRINK = {"title": 24, "link": 20, "terms": 16, "snippet": 30, "rule": 12, "feed": 12}
@@ -646,6 +736,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="write the feeds of config.toml as OPML 2.0 to stdout",
     )
     q.set_defaults(format="table", failing=False)
+    p = add(
+        "alerts",
+        cmd_alerts,
+        "list undelivered alerts with their state and last error; `retry` requeues failed ones",
+    )
+    p.add_argument("action", nargs="?", choices=["retry"], help="requeue failed alerts")
+    p.add_argument("id", nargs="?", metavar="ID", help="with retry: the alert id to requeue")
+    p.add_argument("--all", action="store_true", help="with retry: every failed alert")
+    state = p.add_mutually_exclusive_group()
+    state.add_argument("--pending", action="store_true", help="only pending and retrying")
+    state.add_argument("--failed", action="store_true", help="only failed (given up)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--limit", type=_positive, default=1000, help="at most this many (default 1000)")
     p = add("notify-test", cmd_notify_test, "send a test alert through one channel")
     p.add_argument("channel", metavar="CHANNEL")
     return parser

@@ -10,7 +10,9 @@ a burst, and a feed still backing off keeps its time. A restart reads the same r
 nothing is forgotten.
 
 Alerts: one sender task per channel drains that channel's outbox, at once when a poll queued
-alerts and every few seconds for retries; a slow or dead channel only delays itself.
+alerts and every few seconds for retries; a slow or dead channel only delays itself. Before
+the senders start, and every TAKE_OVER_EVERY, the leases of processes that are gone (a killed
+daemon or `monitor poll`) are freed (`Store.take_over_leases`), so their alerts go out now.
 
 Signals: SIGTERM/SIGINT stop cleanly: polls are cancelled at once (nothing of an unfinished
 poll is committed, so it is simply polled again next time), senders finish the alert they are
@@ -50,6 +52,7 @@ TICK = timedelta(seconds=2)  # how often the database is asked which feeds are d
 DELIVERY_EVERY = timedelta(seconds=10)  # retry pass of each channel's outbox
 START_SPREAD = timedelta(seconds=10)  # first polls are spread over this long
 SEND_GRACE = 20.0  # seconds a sender may take to finish its current alert on SIGTERM
+TAKE_OVER_EVERY = timedelta(seconds=30)  # look again for leases of processes that died
 
 
 def sd_notify(state: str) -> None:
@@ -197,6 +200,23 @@ class Daemon:
 
     # --- alerts --------------------------------------------------------------------------
 
+    async def take_over_leases(self) -> None:
+        """Free the outbox leases of processes that died (a killed daemon, a killed
+        `monitor poll`), so their alerts go out now rather than when the lease runs out.
+        Only the daemon does this: it holds the database's daemon lock."""
+        try:
+            freed = await asyncio.to_thread(self.app.store.take_over_leases, self.app.clock())
+        except StorageError as exc:
+            log.error("cannot take over the leases of stopped processes: %s", exc)
+            return
+        for owner, count in freed.items():
+            log.warning(
+                "took over %d alert(s) leased by %s, which is no longer running", count, owner
+            )
+        if freed:
+            for event in self.wake.values():
+                event.set()
+
     def start_senders(self) -> None:
         """A sender task for every configured channel that has none (a removed channel's
         sender ends by itself; its queued alerts wait in the outbox)."""
@@ -312,6 +332,14 @@ class Daemon:
                 max_instances=1,
                 misfire_grace_time=int(TICK.total_seconds() * 5),
             )
+            self.scheduler.add_job(
+                self.take_over_leases,
+                IntervalTrigger(seconds=TAKE_OVER_EVERY.total_seconds()),
+                id="take-over",
+                coalesce=True,
+                max_instances=1,
+            )
+            await self.take_over_leases()  # before the senders start: nothing waits on a lease
             self.scheduler.start()
             self.start_senders()
             sd_notify("READY=1")

@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING
 import stamina
 
 from monitor.alerts.decide import Failed, Gone, PollPlan, catching_up, plan_poll
-from monitor.alerts.outbox import next_attempt
-from monitor.alerts.render import render, render_health
+from monitor.alerts.outbox import gives_up, next_attempt
+from monitor.alerts.render import render_health
 from monitor.app import App
 from monitor.errors import FeedError, StorageError
 from monitor.feeds.fetch import Fetcher
@@ -340,12 +340,13 @@ async def drain_channel(
         if alert is None:
             break
         tried.add(alert.id)
-        message = (
-            render(alert.content) if isinstance(alert.content, AlertContent) else alert.content
-        )
-        if isinstance(message, HealthAlert):  # feed health (issue 8)
-            message = render_health(message)
-        outcome = await asyncio.to_thread(_send, channel, message)
+        content = alert.content
+        if isinstance(content, AlertContent):  # rendered per URL, in its own format
+            outcome = await asyncio.to_thread(_send_alert, channel, content)
+        elif isinstance(content, HealthAlert):  # feed health (issue 8): plain text
+            outcome = await asyncio.to_thread(_send, channel, render_health(content))
+        else:  # a row rendered before revision 0003: sent as it was
+            outcome = await asyncio.to_thread(_send, channel, content)
         if outcome.ok:
             if not await _persist(store.mark_delivered, alert, app.clock()):
                 log.warning("alert %s was delivered after its lease ran out", alert.alert_id)
@@ -353,9 +354,23 @@ async def drain_channel(
             failures_in_a_row = 0
             continue
         error = outcome.error or "not accepted"
-        retry_at = next_attempt(app.clock(), alert.attempts + 1)
-        await _persist(store.mark_failed, alert, error, retry_at)
-        log.warning("alert %s to channel %s not delivered: %s", alert.alert_id, name, error)
+        now = app.clock()
+        retry_at = next_attempt(now, alert.attempts + 1)
+        give_up_after = app.snapshot.config.settings.give_up_after
+        given_up = now if gives_up(now, alert.since, give_up_after) else None
+        await _persist(store.mark_failed, alert, error, retry_at, given_up_at=given_up)
+        if given_up:
+            log.error(
+                "alert %s to channel %s failed for good after %d attempts: %s "
+                "(`monitor alerts retry %s` requeues it)",
+                alert.alert_id,
+                name,
+                alert.attempts + 1,
+                error,
+                alert.alert_id,
+            )
+        else:
+            log.warning("alert %s to channel %s not delivered: %s", alert.alert_id, name, error)
         report += DeliveryReport(failed=1, errors=(f"channel {name}: {error}",))
         failures_in_a_row += 1
         if not all_pending or failures_in_a_row >= POLL_FAILURES_PER_CHANNEL:
@@ -366,15 +381,25 @@ async def drain_channel(
     return report
 
 
+# The Apprise edge is imported on the first send: a `monitor poll` with nothing to send never
+# loads Apprise and its plugins (~0.2 s of CPU).
+
+
 def _send(channel: ChannelConfig, message: Message) -> DeliveryOutcome:
-    """The Apprise edge, imported on the first send: a `monitor poll` with nothing to send
-    never loads Apprise and its plugins (~0.2 s of CPU)."""
     from monitor.alerts.deliver import send  # deferred on purpose, see above
 
     return send(channel, message)
 
 
-async def _persist(mark: Callable[..., bool], alert: PendingAlert, *args: object) -> bool:
+def _send_alert(channel: ChannelConfig, content: AlertContent) -> DeliveryOutcome:
+    from monitor.alerts.deliver import send_alert  # deferred on purpose, see above
+
+    return send_alert(channel, content)
+
+
+async def _persist(
+    mark: Callable[..., bool], alert: PendingAlert, *args: object, **kwargs: object
+) -> bool:
     """Record a send's outcome, retrying through a short database outage: giving up would
     leave the row leased, and an alert already delivered would be sent again. Retries stop
     before the lease runs out (stamina: exponential backoff with jitter)."""
@@ -385,7 +410,7 @@ async def _persist(mark: Callable[..., bool], alert: PendingAlert, *args: object
         with attempt:
             if attempt.num > 1:
                 log.warning("recording alert %s: retry %d", alert.alert_id, attempt.num - 1)
-            return await asyncio.to_thread(mark, alert, *args)
+            return await asyncio.to_thread(mark, alert, *args, **kwargs)
     raise AssertionError("unreachable: stamina re-raises the last error")
 
 

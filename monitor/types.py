@@ -23,6 +23,7 @@ class Settings:
     interval: timedelta = timedelta(minutes=15)
     timeout: timedelta = timedelta(seconds=20)
     max_age: timedelta = timedelta(hours=24)
+    give_up_after: timedelta = timedelta(days=3)  # an alert still failing after this: failed
     languages: tuple[str, ...] = ("de", "en")
     max_bytes: int = 10 * 1024 * 1024  # cap on a feed's decompressed body
     concurrency: int = 100  # feeds fetched at once, over all hosts
@@ -206,6 +207,7 @@ class Message:
 
     title: str
     body: str
+    format: str = "text"  # "text", "html" or "markdown": how the channel should read body
 
 
 # --- stored state (what the store hands back) and poll outcomes -----------------------------
@@ -265,6 +267,32 @@ class PendingAlert:
     content: AlertContent | HealthAlert | Message  # Message: rows rendered before 0003
     attempts: int
     lease: datetime  # our hold on the row: the token for mark_delivered / mark_failed
+    since: datetime | None = None  # queued (or requeued) at: `give_up_after` counts from here
+
+
+class AlertState(StrEnum):
+    """Where an outbox row stands (`monitor alerts`)."""
+
+    PENDING = "pending"  # not tried yet
+    RETRYING = "retrying"  # failed at least once, tried again after a backoff
+    FAILED = "failed"  # still failing after `give_up_after`: not tried again until requeued
+    DELIVERED = "delivered"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """One outbox row as `monitor alerts` shows it."""
+
+    alert_id: str
+    channel: str
+    state: AlertState
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime | None  # None once delivered or failed
+    last_error: str | None
+    delivered_at: datetime | None
+    failed_at: datetime | None
+    title: str
 
 
 @dataclass(frozen=True, slots=True)

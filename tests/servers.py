@@ -254,6 +254,7 @@ class WebhookServer:
         self._gate.set()
         self._server: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.reply: bytes | None = None  # the body of a successful answer (default JSON)
 
     # --- lifecycle
     def start(self) -> None:
@@ -396,6 +397,8 @@ class WebhookServer:
             self._stopping.wait(delay)
         self._gate.wait(30)
         payload = b'{"ok": true}' if status < 400 else b'{"error": "scripted failure"}'
+        if status < 400 and self.reply is not None:
+            payload = self.reply  # e.g. b"ok", what Slack's webhook answers
         try:
             h.send_response(status)
             h.send_header("Content-Type", "application/json")

@@ -14,8 +14,10 @@
   reason passes `redact()` against the channel's URLs before it leaves this module.
 - A TIMEOUT is a failure whose outcome is unknown (the receiver may have the message): it is
   retried, and the stable alert id makes the duplicate harmless.
-- Messages are always sent with `body_format=TEXT` (Apprise escapes `<`, `>`, `&` for Slack
-  and HTML channels); Apprise's own retries stay off (`?retry=0` default), the outbox retries.
+- `send` sends a Message in its own format (`body_format` TEXT for plain text: Apprise escapes
+  `<`, `>`, `&` for Slack and HTML channels); `send_alert` renders an alert per URL in that
+  URL's format (`service_format`: HTML e-mail, Markdown, json:// fields, plain text). Apprise's
+  own retries stay off (`?retry=0` default), the outbox retries.
 - `configure_apprise_logging` is the one place that sets the `apprise` logger's level: a
   `Channel` puts it at WARNING unless someone set its level explicitly (at DEBUG Apprise logs
   full Slack tokens and webhook URLs), and `monitor.logs.setup_logging` forces the level the
@@ -44,10 +46,11 @@ from urllib.parse import unquote, urlsplit
 import apprise
 
 from monitor.alerts.console import CONSOLE_SCHEMA
+from monitor.alerts.render import alert_fields, render, render_html, render_markdown
 from monitor.alerts.secrets import MASK, Secrets, configure_apprise_logging, redact
 from monitor.alerts.secrets import SecretRedactor as SecretRedactor  # where it used to be
 from monitor.textutil import one_line
-from monitor.types import ChannelConfig, Message
+from monitor.types import AlertContent, ChannelConfig, Message
 
 SEND_TIMEOUT = 60.0  # seconds for a whole send through one channel (all its URLs)
 REASON_MAX = 300  # characters of a failure reason
@@ -220,13 +223,17 @@ class Channel:
         if not config.urls:
             self._problems.append("no URL configured")
 
-    def _build(self) -> Any:
-        asset = apprise.AppriseAsset(
+    @staticmethod
+    def _asset() -> Any:
+        return apprise.AppriseAsset(
             app_id="news monitor",
             app_desc="news monitor alerts",
             secure_logging=True,
             result_log_disk_size=0,  # keep captured logs in memory: no temporary files
         )
+
+    def _build(self) -> Any:
+        asset = self._asset()
         notifier = apprise.Apprise(asset=asset)
         for url in self.urls:
             service = apprise.Apprise.instantiate(url, asset=asset)
@@ -243,10 +250,51 @@ class Channel:
         if self._problems:
             return self._fail("; ".join(self._problems))
         try:
-            result = self._build().notify(
+            notifier = self._build()
+        except Exception as exc:
+            return self._fail(f"{type(exc).__name__}: {exc}")
+        return self._notify(notifier, message)
+
+    def send_alert(self, alert: AlertContent) -> DeliveryOutcome:
+        """Send an alert in each URL's own format (`service_format`): HTML e-mail with an
+        `X-Alert-Id` header, Markdown (Slack: mrkdwn through Apprise), a webhook's JSON with
+        an `alert` object of structured fields, plain text otherwise. Ok only if every URL
+        accepted it. Never raises."""
+        if self._problems:
+            return self._fail("; ".join(self._problems))
+        try:
+            groups: dict[str, Any] = {}
+            for url in self.urls:
+                service: Any = apprise.Apprise.instantiate(url, asset=self._asset())
+                if service is None:
+                    raise ValueError(f"invalid URL {mask_url(url)}")
+                kind = service_format(service)
+                if kind == "html":
+                    service.headers.setdefault("X-Alert-Id", alert.alert_id)
+                elif kind == "json":
+                    service.payload_extras.setdefault("alert", alert_fields(alert))
+                if kind not in groups:
+                    groups[kind] = apprise.Apprise(asset=self._asset())
+                groups[kind].add(service)
+        except Exception as exc:
+            return self._fail(f"{type(exc).__name__}: {exc}")
+        renderers = {"html": render_html, "markdown": render_markdown}
+        failures = []
+        for kind, notifier in groups.items():
+            outcome = self._notify(notifier, renderers.get(kind, render)(alert))
+            if not outcome.ok:
+                failures.append(outcome.error or "failed")
+        if failures:
+            return DeliveryOutcome(ok=False, error=one_line("; ".join(failures), REASON_MAX))
+        return DeliveryOutcome(ok=True)
+
+    def _notify(self, notifier: Any, message: Message) -> DeliveryOutcome:
+        formats = {"html": apprise.NotifyFormat.HTML, "markdown": apprise.NotifyFormat.MARKDOWN}
+        try:
+            result = notifier.notify(
                 body=message.body,
                 title=message.title,
-                body_format=apprise.NotifyFormat.TEXT,
+                body_format=formats.get(message.format, apprise.NotifyFormat.TEXT),
                 interpret_escapes=False,
                 timeout=self._timeout,
             )
@@ -292,6 +340,36 @@ class Channel:
         if status == "NOMATCH":
             return f"no usable URL: {reason}"
         return reason
+
+
+def service_format(service: Any) -> str:
+    """Which of our formats an Apprise service gets: "html" (e-mail), "markdown" (Slack, and
+    every service that declares Markdown: Telegram, Discord, Matrix, ...), "json" (json://
+    webhooks: the plain text plus structured fields) or "text" (console://, the rest)."""
+    from apprise.plugins.custom_json import NotifyJSON
+    from apprise.plugins.email.base import NotifyEmail
+
+    if isinstance(service, NotifyEmail):
+        return "html"
+    if isinstance(service, NotifyJSON):
+        return "json"
+    try:
+        formats = service._formats()
+    except Exception:  # a plugin without the usual attributes: plain text is always safe
+        return "text"
+    return "markdown" if apprise.NotifyFormat.MARKDOWN in formats else "text"
+
+
+def send_alert(
+    channel: ChannelConfig, alert: AlertContent, *, timeout: float = SEND_TIMEOUT
+) -> DeliveryOutcome:
+    """Send one alert, in each URL's own format, through a channel built for this call."""
+    try:
+        built = Channel(channel, timeout=timeout)
+    except Exception as exc:
+        reason = redact(one_line(f"{type(exc).__name__}: {exc}"), channel.urls)
+        return DeliveryOutcome(ok=False, error=one_line(reason, REASON_MAX))
+    return built.send_alert(alert)
 
 
 def send(

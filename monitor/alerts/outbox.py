@@ -3,7 +3,9 @@
 After the n-th failed attempt of an outbox row (per channel) the next try is due
 `retry_delay(n)` later: 30 s, 1 min, 2 min, 4 min, ... doubling, capped at 1 h (reached after
 the 8th failure). The cap keeps a channel that was down for a day from waiting another day
-once it is back; a row is never given up on by this function (alerts are never lost).
+once it is back. Giving up is a separate, explicit decision (`gives_up`): an alert still failing
+`give_up_after` (default 3 days) after it was queued is *failed*: kept, listed by `monitor
+alerts --failed`, and sent again only when requeued (`monitor alerts retry`).
 
 Optional jitter spreads the retries of many rows that failed together (a channel outage) so
 they do not all hit the channel in the same second when it returns: with `jitter=j` the
@@ -42,6 +44,11 @@ def next_attempt(
 ) -> datetime:
     """When a row that has failed `attempts` times is due again."""
     return now + retry_delay(attempts, jitter=jitter, sample=sample)
+
+
+def gives_up(now: datetime, since: datetime | None, give_up_after: timedelta) -> bool:
+    """Whether an alert queued (or requeued) at `since` that just failed is failed for good."""
+    return since is not None and now - since >= give_up_after
 
 
 # --- what an outbox row holds ---------------------------------------------------------------

@@ -29,6 +29,7 @@ delivery and correlate one item's alerts across channels.
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
@@ -187,3 +188,157 @@ def render_health(alert: HealthAlert) -> Message:
         lines = [f"Feed {feed} is back: {again} at {iso_utc(alert.at)}"]
     lines += [f"URL: {url}", "", f"alert-id: {cap(_clean(alert.alert_id), 200)}"]
     return Message(title=cap(title, TITLE_MAX), body=cap("\n".join(lines), BODY_MAX))
+
+
+# --- formats per channel -------------------------------------------------------------------
+#
+# The plain text above stays what every channel without a richer format gets (console://,
+# unknown services). The formats below start from the same neutralised text (`_clean`), then
+# escape it for their markup, so feed text can never become markup, a mention, a link or a
+# script: neutralising already took `<`, `>`, schemes, hosts and `@` apart; escaping makes the
+# rest (`*`, `_`, `[`, `&`, ...) literal. Only our own markup and the one live link are live.
+
+# Feed text never starts a line (every line begins with our own label), so only the inline
+# syntax needs escaping: emphasis, code, links/images (`[`, `]`), autolinks and HTML (`<`, `>`),
+# entities (`&`), tables (`|`), strikethrough (`~`).
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>&|~])")
+
+
+def md_escape(text: str) -> str:
+    """CommonMark-literal inline text: every character inline Markdown could read, escaped."""
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def _segments(snippet: str, terms: tuple[str, ...]) -> list[tuple[str, bool]]:
+    """`snippet` cut into (text, is_a_matched_word) pieces: the matched terms found in it
+    again, case-insensitively and as whole words (both already neutralised)."""
+    words = sorted({t for t in terms if t.strip()}, key=len, reverse=True)
+    if not words or not snippet:
+        return [(snippet, False)] if snippet else []
+    pattern = re.compile(
+        r"(?<!\w)(" + "|".join(re.escape(w) for w in words) + r")(?!\w)", re.IGNORECASE
+    )
+    out: list[tuple[str, bool]] = []
+    last = 0
+    for m in pattern.finditer(snippet):
+        if m.start() > last:
+            out.append((snippet[last : m.start()], False))
+        out.append((m.group(), True))
+        last = m.end()
+    if last < len(snippet):
+        out.append((snippet[last:], False))
+    return out
+
+
+def _rules_label(alert: AlertContent) -> str:
+    return ", ".join(dict.fromkeys(cap(_clean(m.rule), _RULE_MAX) for m in alert.matches))
+
+
+def render_subject(alert: AlertContent, limit: int = TITLE_MAX) -> str:
+    """`[rule-a, rule-b] item title` on one line (an e-mail subject, a chat title)."""
+    rules = _rules_label(alert) or "alert"
+    return cap(f"[{rules}] {_clean(alert.title) or '(untitled)'}", limit)
+
+
+def _link_of(alert: AlertContent) -> str | None:
+    """The item's link if it can be a live http(s) link, else None."""
+    if not alert.link:
+        return None
+    link = cap(live_link(alert.link[:_INPUT_MAX]), _LINK_MAX)
+    return link if link.startswith(("http://", "https://")) and TRUNCATED not in link else None
+
+
+def _cut_snippet(match: Match) -> tuple[str, tuple[str, ...]]:
+    snippet = cap(_clean(match.snippet), 1000)
+    terms = tuple(cap(_clean(t), _TERMS_MAX) for t in match.terms[:100] if t.strip())
+    return snippet, terms
+
+
+def render_html(alert: AlertContent) -> Message:
+    """An HTML e-mail: subject `[rule] title`, a real link, matched words in <mark>.
+    Apprise sends it as multipart/alternative with a plain-text part made from this HTML."""
+    esc = html.escape
+    title = esc(cap(_clean(alert.title) or "(untitled)", _TITLE_IN_BODY_MAX))
+    link = _link_of(alert)
+    heading = f'<a href="{esc(link)}">{title}</a>' if link else title
+    parts = [
+        f"<h2>{heading}</h2>",
+        f"<p>Feed: {esc(cap(_clean(alert.feed), _FEED_MAX))}"
+        f" &middot; Published: {esc(iso_utc(alert.published))}</p>",
+    ]
+    for match in alert.matches:
+        snippet, terms = _cut_snippet(match)
+        shown = "".join(
+            f"<mark><b>{esc(text)}</b></mark>" if hit else esc(text)
+            for text, hit in _segments(snippet, terms)
+        )
+        parts.append(
+            f"<p><b>Rule: {esc(cap(_clean(match.rule), _RULE_MAX))}</b><br>"
+            f"Matched: {esc(', '.join(terms) or '-')}</p>"
+        )
+        if shown:
+            parts.append(f"<blockquote>{shown}</blockquote>")
+    if link:
+        parts.append(f'<p><a href="{esc(link)}">{esc(link)}</a></p>')
+    footer = f"alert-id: {esc(cap(_clean(alert.alert_id), 200))}"
+    if alert.item_id:
+        footer += f"<br>item-id: {esc(cap(_clean(alert.item_id), 200))}"
+    parts.append(f'<p style="color:#777;font-size:small">{footer}</p>')
+    return Message(title=render_subject(alert), body="\n".join(parts), format="html")
+
+
+def render_markdown(alert: AlertContent) -> Message:
+    """CommonMark (Telegram, Discord, Matrix, ...; Apprise turns it into Slack's mrkdwn):
+    the title as a link, matched words in bold, everything from the feed escaped."""
+    title = md_escape(cap(_clean(alert.title) or "(untitled)", _TITLE_IN_BODY_MAX))
+    link = _link_of(alert)
+    lines = [f"**[{title}](<{link}>)**" if link else f"**{title}**"]
+    lines.append(
+        f"Feed: {md_escape(cap(_clean(alert.feed), _FEED_MAX))} · "
+        f"Published: {md_escape(iso_utc(alert.published))}"
+    )
+    for match in alert.matches:
+        snippet, terms = _cut_snippet(match)
+        shown = "".join(
+            f"**{md_escape(text)}**" if hit else md_escape(text)
+            for text, hit in _segments(snippet, terms)
+        )
+        lines.append("")
+        lines.append(f"Rule: **{md_escape(cap(_clean(match.rule), _RULE_MAX))}**")
+        lines.append(f"Matched: {md_escape(', '.join(terms) or '-')}")
+        if shown:
+            lines.append(f"> {shown}")
+    lines.append("")
+    footer = f"alert-id: {md_escape(cap(_clean(alert.alert_id), 200))}"
+    if alert.item_id:
+        footer += f" · item-id: {md_escape(cap(_clean(alert.item_id), 200))}"
+    lines.append(footer)
+    body = "\n".join(lines)
+    if len(body) > BODY_MAX:
+        body = body[: BODY_MAX - len(TRUNCATED) - len(footer) - 4].rstrip("\\") + (
+            f" {TRUNCATED}\n\n{footer}"
+        )
+    return Message(title=render_subject(alert), body=body, format="markdown")
+
+
+def alert_fields(alert: AlertContent) -> dict[str, object]:
+    """The structured fields a webhook receiver reads without parsing prose (neutralised
+    like every format: a receiver that shows them cannot be made to ping or link)."""
+    return {
+        "alert_id": _clean(alert.alert_id),
+        "item_id": _clean(alert.item_id),
+        "rules": list(dict.fromkeys(_clean(m.rule) for m in alert.matches)),
+        "title": cap(_clean(alert.title), _TITLE_IN_BODY_MAX),
+        "link": _link_of(alert),
+        "feed": cap(_clean(alert.feed), _FEED_MAX),
+        "published": iso_utc(alert.published) if alert.published else None,
+        "terms": list(dict.fromkeys(t for m in alert.matches for t in _cut_snippet(m)[1])),
+        "matches": [
+            {
+                "rule": _clean(m.rule),
+                "terms": list(_cut_snippet(m)[1]),
+                "snippet": _cut_snippet(m)[0],
+            }
+            for m in alert.matches
+        ],
+    }

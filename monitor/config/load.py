@@ -22,7 +22,7 @@ Decisions (for README.md):
   N-th `[[rules]]` header (and the key inside it); it is left out when that is ambiguous.
 - Durations: `30s`, `15m`, `2h`, `7d`, `2w` and combinations in descending order (`1h30m`).
   A bare number is an error (the unit would be a guess). Feed intervals are at least 30s, the
-  timeout at least 1s, max_age at least 1s.
+  timeout at least 1s, max_age at least 1s, give_up_after at least 1m.
 - Sizes (`max_bytes`): an integer number of bytes or `"512KB"`, `"10MB"`, `"1GB"` (binary:
   1 KB = 1024 bytes; `KiB`/`MiB`/`GiB` are accepted too). At least 1 KB.
 - Interpolation: `${NAME}` (NAME = letters, digits, `_`), `${NAME:-default}` (default also when
@@ -276,6 +276,7 @@ class _Loader:
             interval=model.interval,
             timeout=model.timeout,
             max_age=model.max_age,
+            give_up_after=model.give_up_after,
             languages=unique(model.languages),
             max_bytes=model.max_bytes,
             concurrency=model.concurrency,

@@ -226,6 +226,8 @@ Interval = Annotated[timedelta, BeforeValidator(_duration(MIN_INTERVAL))]
 Timeout = Annotated[timedelta, BeforeValidator(_duration(MIN_TIMEOUT))]
 MaxAge = Annotated[timedelta, BeforeValidator(_duration(timedelta(seconds=1)))]
 HealthAfter = Annotated[timedelta, BeforeValidator(_duration(timedelta(minutes=1)))]
+# at least one retry after the first failure (30 s backoff) before an alert counts as failed
+GiveUpAfter = Annotated[timedelta, BeforeValidator(_duration(timedelta(minutes=1)))]
 Language = Annotated[str, AfterValidator(_language)]
 Languages = Annotated[list[Language], Field(min_length=1)]
 RuleLanguages = list[Language]  # [] on a rule = no stemming
@@ -244,6 +246,7 @@ class MonitorModel(Model):
     interval: Interval = DEFAULTS.interval
     timeout: Timeout = DEFAULTS.timeout
     max_age: MaxAge = DEFAULTS.max_age
+    give_up_after: GiveUpAfter = DEFAULTS.give_up_after
     languages: Languages = list(DEFAULTS.languages)
     max_bytes: Annotated[int, BeforeValidator(_size)] = DEFAULTS.max_bytes
     concurrency: Annotated[int, Field(ge=1, le=1000)] = DEFAULTS.concurrency

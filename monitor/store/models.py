@@ -152,5 +152,8 @@ class OutboxRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)  # backoff after a failure
     leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a sender is on it
+    lease_owner: Mapped[str | None] = mapped_column(String(100))  # Store.owner of that sender
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # gave up: see give_up_after
+    requeued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # `monitor alerts retry`

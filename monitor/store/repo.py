@@ -24,7 +24,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import Engine, create_engine, event, func, inspect, or_, select, text, update
+from sqlalchemy import (
+    Engine,
+    and_,
+    create_engine,
+    event,
+    func,
+    inspect,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -42,7 +53,16 @@ from monitor.alerts.decide import (
 from monitor.alerts.outbox import content_from_json, content_to_json, health_to_json
 from monitor.errors import DatabaseSetupError, StorageError
 from monitor.store.models import FeedRow, ItemRow, MatchRow, OutboxRow, RuleLinkRow
-from monitor.types import FeedConfig, FeedHealth, Item, Match
+from monitor.store.owners import OwnerLock, new_owner
+from monitor.types import (
+    AlertRecord,
+    AlertState,
+    FeedConfig,
+    FeedHealth,
+    HealthAlert,
+    Item,
+    Match,
+)
 
 # The domain types the store hands back live in monitor.types; re-exported from here.
 from monitor.types import FeedState as FeedState
@@ -106,6 +126,37 @@ def _seconds(value: int | None) -> timedelta | None:
 
 def _as_seconds(value: timedelta | None) -> int | None:
     return None if value is None else int(value.total_seconds())
+
+
+def _alert_record(row: OutboxRow) -> AlertRecord:
+    if row.delivered_at is not None:
+        state = AlertState.DELIVERED
+    elif row.failed_at is not None:
+        state = AlertState.FAILED
+    else:
+        state = AlertState.RETRYING if row.attempts else AlertState.PENDING
+    try:
+        content = content_from_json(row.content)
+        title = (
+            f"feed {content.feed}: {content.state}"
+            if isinstance(content, HealthAlert)
+            else content.title
+        )
+    except (ValueError, KeyError, TypeError):
+        title = ""
+    waiting = state in (AlertState.PENDING, AlertState.RETRYING)
+    return AlertRecord(
+        alert_id=row.alert_id,
+        channel=row.channel,
+        state=state,
+        attempts=row.attempts,
+        created_at=row.created_at,
+        next_attempt_at=row.next_attempt_at if waiting else None,
+        last_error=row.last_error,
+        delivered_at=row.delivered_at,
+        failed_at=row.failed_at,
+        title=title,
+    )
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -263,6 +314,18 @@ class Store:
         self.read_engine = engine.execution_options(**{READ_ONLY: True})
         self.dialect = engine.dialect.name
         self.read_only = read_only  # opened for reading only: nothing may be written
+        # this process as a lease owner: its name goes into every lease it takes
+        self.owner = new_owner()
+        database = engine.url.database
+        sqlite_file = (
+            Path(database)
+            if self.dialect == "sqlite"
+            and database
+            and database != ":memory:"
+            and not database.startswith("file:")
+            else None
+        )
+        self._owner_lock = OwnerLock(engine, self.owner, sqlite_file)
 
     @classmethod
     def open(cls, url: str, *, for_reading: bool = False) -> Store:
@@ -280,6 +343,7 @@ class Store:
         return cls(engine, read_only=read_only)
 
     def close(self) -> None:
+        self._owner_lock.release()
         self.engine.dispose()
 
     @contextmanager
@@ -509,12 +573,18 @@ class Store:
         ids are in `skip` (already tried in this pass) are passed over.
         """
         free = or_(OutboxRow.leased_until.is_(None), OutboxRow.leased_until <= now)
-        conditions = [OutboxRow.channel == channel, OutboxRow.delivered_at.is_(None), free]
+        conditions = [
+            OutboxRow.channel == channel,
+            OutboxRow.delivered_at.is_(None),
+            OutboxRow.failed_at.is_(None),
+            free,
+        ]
         if skip:
             conditions.append(OutboxRow.id.not_in(list(skip)))
         if not all_pending:
             conditions.append(OutboxRow.next_attempt_at <= now)
         until = now + lease
+        self._hold_owner_lock()
         for _ in range(5):  # another sender may take the row between select and update
             with self.transaction() as tx:
                 row = tx.session.scalars(
@@ -530,7 +600,7 @@ class Store:
                 taken = tx.session.execute(
                     update(OutboxRow)
                     .where(OutboxRow.id == row.id, *conditions)
-                    .values(leased_until=until)
+                    .values(leased_until=until, lease_owner=self.owner)
                     .execution_options(synchronize_session=False)
                 )
                 if getattr(taken, "rowcount", 0) == 1:
@@ -541,8 +611,52 @@ class Store:
                         content=content_from_json(row.content),
                         attempts=row.attempts,
                         lease=until,
+                        since=row.requeued_at or row.created_at,
                     )
         return None
+
+    def _hold_owner_lock(self) -> None:
+        try:
+            self._owner_lock.acquire()
+        except (SQLAlchemyError, OSError) as exc:
+            reason = _reason(exc)
+            raise StorageError(f"database: cannot take the lease owner's lock: {reason}") from exc
+
+    def take_over_leases(self, now: datetime) -> dict[str, int]:
+        """Free the leases held by processes that are gone (killed, crashed): their alerts
+        are due again at once instead of when the lease runs out. Returns {owner: rows}.
+
+        Only for the holder of the daemon lock (`only_instance`), at start and now and then:
+        a lease of ours or of a live process (a `monitor poll` beside the daemon) is kept.
+        A lease without an owner (taken before revision 0005) runs out as before."""
+        held = (
+            select(OutboxRow.lease_owner)
+            .where(
+                OutboxRow.delivered_at.is_(None),
+                OutboxRow.leased_until > now,
+                OutboxRow.lease_owner.is_not(None),
+                OutboxRow.lease_owner != self.owner,
+            )
+            .distinct()
+        )
+        with self._read() as session:
+            owners = [o for o in session.scalars(held) if o]
+        try:
+            dead = [o for o in owners if not self._owner_lock.is_alive(o)]
+        except (SQLAlchemyError, OSError) as exc:
+            raise StorageError(f"database: cannot check lease owners: {_reason(exc)}") from exc
+        freed: dict[str, int] = {}
+        for owner in dead:
+            with self.transaction() as tx:
+                result = tx.session.execute(
+                    update(OutboxRow)
+                    .where(OutboxRow.lease_owner == owner, OutboxRow.delivered_at.is_(None))
+                    .values(leased_until=None, lease_owner=None)
+                )
+                count = int(getattr(result, "rowcount", 0) or 0)
+            if count:
+                freed[owner] = count
+        return freed
 
     def mark_delivered(self, alert: PendingAlert, now: datetime) -> bool:
         """Record the channel's acceptance; False if the lease had been lost meanwhile."""
@@ -550,16 +664,27 @@ class Store:
             alert,
             delivered_at=now,
             leased_until=None,
+            lease_owner=None,
             last_error=None,
             attempts=OutboxRow.attempts + 1,
         )
 
-    def mark_failed(self, alert: PendingAlert, error: str, retry_at: datetime) -> bool:
-        """Record a failed attempt and when to retry; False if the lease had been lost."""
+    def mark_failed(
+        self,
+        alert: PendingAlert,
+        error: str,
+        retry_at: datetime,
+        *,
+        given_up_at: datetime | None = None,
+    ) -> bool:
+        """Record a failed attempt and when to retry, or (`given_up_at`) that the alert is
+        failed for good until requeued; False if the lease had been lost."""
         return self._finish(
             alert,
+            failed_at=given_up_at,
             next_attempt_at=retry_at,
             leased_until=None,
+            lease_owner=None,
             last_error=error,
             attempts=OutboxRow.attempts + 1,
         )
@@ -579,7 +704,9 @@ class Store:
     def pending_count(self, channel: str, skip: Collection[int] = ()) -> int:
         """Undelivered alerts of `channel`, but for those with ids in `skip`."""
         stmt = select(func.count()).where(
-            OutboxRow.channel == channel, OutboxRow.delivered_at.is_(None)
+            OutboxRow.channel == channel,
+            OutboxRow.delivered_at.is_(None),
+            OutboxRow.failed_at.is_(None),
         )
         if skip:
             stmt = stmt.where(OutboxRow.id.not_in(list(skip)))
@@ -587,14 +714,66 @@ class Store:
             return int(session.scalar(stmt) or 0)
 
     def outbox_counts(self) -> dict[str, tuple[int, int]]:
-        """Per channel: (pending, delivered)."""
+        """Per channel: (pending, delivered); failed alerts are neither."""
         with self._read() as session:
             stmt = select(
                 OutboxRow.channel,
-                func.count().filter(OutboxRow.delivered_at.is_(None)),
+                func.count().filter(
+                    OutboxRow.delivered_at.is_(None), OutboxRow.failed_at.is_(None)
+                ),
                 func.count().filter(OutboxRow.delivered_at.is_not(None)),
             ).group_by(OutboxRow.channel)
             return {ch: (int(p), int(d)) for ch, p, d in session.execute(stmt)}
+
+    def alerts(
+        self, states: Collection[AlertState] | None = None, limit: int = 1000
+    ) -> list[AlertRecord]:
+        """Outbox rows in the given states (default: every one not delivered), newest first."""
+        wanted = set(states) if states is not None else set(AlertState) - {AlertState.DELIVERED}
+        delivered = OutboxRow.delivered_at.is_not(None)
+        failed = OutboxRow.failed_at.is_not(None)
+        pending = [OutboxRow.delivered_at.is_(None), OutboxRow.failed_at.is_(None)]
+        clauses = {
+            AlertState.DELIVERED: delivered,
+            AlertState.FAILED: and_(OutboxRow.delivered_at.is_(None), failed),
+            AlertState.PENDING: and_(*pending, OutboxRow.attempts == 0),
+            AlertState.RETRYING: and_(*pending, OutboxRow.attempts > 0),
+        }
+        stmt = (
+            select(OutboxRow)
+            .where(or_(*(clauses[s] for s in wanted)))
+            .order_by(OutboxRow.created_at.desc(), OutboxRow.id.desc())
+            .limit(limit)
+        )
+        with self._read() as session:
+            return [_alert_record(row) for row in session.scalars(stmt)]
+
+    def alert_states(self, alert_ids: Collection[str]) -> dict[str, AlertState]:
+        """The state of each of `alert_ids` the outbox holds."""
+        stmt = select(OutboxRow).where(OutboxRow.alert_id.in_(list(alert_ids)))
+        with self._read() as session:
+            return {row.alert_id: _alert_record(row).state for row in session.scalars(stmt)}
+
+    def requeue(self, now: datetime, alert_ids: Collection[str] | None = None) -> int:
+        """Make failed alerts (those in `alert_ids`, or all) pending again, due now, with a
+        fresh backoff and `give_up_after` counted from now. Returns how many."""
+        stmt = (
+            update(OutboxRow)
+            .where(OutboxRow.failed_at.is_not(None), OutboxRow.delivered_at.is_(None))
+            .values(
+                failed_at=None,
+                requeued_at=now,
+                next_attempt_at=now,
+                attempts=0,
+                leased_until=None,
+                lease_owner=None,
+            )
+        )
+        if alert_ids is not None:
+            stmt = stmt.where(OutboxRow.alert_id.in_(list(alert_ids)))
+        with self.transaction() as tx:
+            result = tx.session.execute(stmt.execution_options(synchronize_session=False))
+            return int(getattr(result, "rowcount", 0) or 0)
 
     # --- reading matches and items -------------------------------------------------------
 
