@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from monitor.clock import Clock, utcnow
 from monitor.feeds.fetch import Fetcher
+from monitor.metrics import Observer
 from monitor.snapshot import Snapshot
 from monitor.store.repo import Store
 from monitor.types import Config
@@ -42,6 +43,9 @@ class App:
         self.clock = clock
         self.executor = executor
         self.rng = rng or random.Random()
+        # told about every poll, delivery, tick and reload (monitor.metrics; `monitor run`
+        # with [monitor] http puts a Metrics here)
+        self.observer = Observer()
         self._snapshot = Snapshot.of(config, 1)
         self._write_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
