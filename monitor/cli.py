@@ -485,8 +485,15 @@ def cmd_test_rule(args: argparse.Namespace) -> int:
 
 def cmd_health(args: argparse.Namespace) -> int:
     """Exit 0 when the monitor is healthy, 1 when not (for container health checks): asks the
-    running daemon's /healthz when [monitor] http is set, else the database."""
-    config = _load(args)
+    running daemon's /healthz when [monitor] http is set, else the database. A config.toml
+    that does not load is unhealthy too (exit 1): the daemon could not restart with it."""
+    from monitor.errors import ConfigError
+
+    try:
+        config = _load(args)
+    except ConfigError as exc:
+        print(f"unhealthy\n  config: {exc}")
+        return 1
     if config.settings.http is not None:
         healthy, lines = _ask_healthz(config.settings.http, config.settings.http_token)
     else:
