@@ -440,9 +440,9 @@ def chart_svg(counts: Mapping[str, list[int]], today: date, days: int = CHART_DA
     return "".join(parts) + f'<ul class="legend">{legend}</ul>'
 
 
-def _sort_link(label: str, param: str, value: str, query: Mapping[str, str], current: str) -> str:
-    params = {k: v for k, v in query.items() if k in ("feeds", "matches")}
-    params[param] = value
+def _sort_link(label: str, param: str, value: str, sorts: Mapping[str, str], current: str) -> str:
+    """A column header: a link to the page sorted by it (the other table keeps its order)."""
+    params = {"feeds": sorts["feeds"], "matches": sorts["matches"], param: value}
     mark = " ▾" if value == current else ""
     return f'<a href="?{escape(urlencode(params))}">{escape(label)}</a>{mark}'
 
@@ -463,15 +463,16 @@ def render_page(
     match_sort = query.get("matches", "time")
     match_sort = match_sort if match_sort in MATCH_SORTS else "time"
 
+    sorts = {"feeds": feed_sort, "matches": match_sort}
     rows = sort_feeds(feed_rows(feeds, states), feed_sort)
     counts = Counter(r.status for r in rows)
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
 
     def th_feed(label: str, key: str) -> str:
-        return f"<th>{_sort_link(label, 'feeds', key, query, feed_sort)}</th>"
+        return f"<th>{_sort_link(label, 'feeds', key, sorts, feed_sort)}</th>"
 
     def th_match(label: str, key: str) -> str:
-        return f"<th>{_sort_link(label, 'matches', key, query, match_sort)}</th>"
+        return f"<th>{_sort_link(label, 'matches', key, sorts, match_sort)}</th>"
 
     feed_html = "".join(
         f'<tr><td>{escape(r.name)}</td><td><span class="st {r.status}">{r.status}</span></td>'

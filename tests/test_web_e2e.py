@@ -148,8 +148,10 @@ def test_healthz_metrics_events_and_a_failed_reload(
         return samples(text.decode())
 
     wait_until(
-        lambda: scraped().get(("monitor_alerts_total", (("channel", "hook"), ("outcome", "sent"))))
-        == 1.0,
+        lambda: (
+            scraped().get(("monitor_alerts_total", (("channel", "hook"), ("outcome", "sent"))))
+            == 1.0
+        ),
         30,
         "the delivery to be counted",
     )
