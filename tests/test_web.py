@@ -230,3 +230,31 @@ def test_the_page_in_headless_chromium(tmp_path: Path) -> None:
         timeout=90,
     )
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_grafana_dashboard_uses_only_served_metrics() -> None:
+    import json
+    import re
+
+    from monitor.metrics import Metrics
+
+    served = {s.name for family in Metrics().registry.collect() for s in family.samples}
+    served |= {f.name for f in Metrics().registry.collect()}
+    dashboard = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
+    used = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"monitor_\w+", target["expr"])
+    }
+    assert used and used <= served | {
+        "monitor_feed_polls_total",
+        "monitor_feed_items_new_total",
+        "monitor_matches_total",
+        "monitor_alerts_total",
+        "monitor_feed_last_success_timestamp_seconds",
+        "monitor_outbox_pending",
+        "monitor_poll_duration_seconds_bucket",
+        "monitor_delivery_duration_seconds_bucket",
+        "monitor_config_reloads_total",
+    }
