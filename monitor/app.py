@@ -19,6 +19,7 @@ from monitor.alerts.decide import PollPlan
 from monitor.clock import Clock, utcnow
 from monitor.errors import StorageError
 from monitor.feeds.fetch import Fetcher
+from monitor.metrics import Observer
 from monitor.snapshot import Snapshot
 from monitor.store.repo import Recorded, Store
 from monitor.types import Config
@@ -45,6 +46,9 @@ class App:
         self.clock = clock
         self.executor = executor
         self.rng = rng or random.Random()
+        # told about every poll, delivery, tick and reload (monitor.metrics; `monitor run`
+        # with [monitor] http puts a Metrics here)
+        self.observer = Observer()
         self._snapshot = Snapshot.of(config, 1)
         self._write_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._waiting: list[tuple[PollPlan, asyncio.Future[Recorded]]] = []  # group commit

@@ -38,11 +38,18 @@ def _load(args: argparse.Namespace) -> Config:
 
     path = resolve_config_path(args.config, os.environ)
     config = load_config(path, os.environ)
-    setup_logging(args.verbose, secrets=[u for c in config.channels for u in c.urls])
+    setup_logging(args.verbose, secrets=_secrets(config))
     warning = insecure_permissions(path)
     if warning:
         print(f"monitor: warning: {warning}", file=sys.stderr)
     return config
+
+
+def _secrets(config: Config) -> list[str]:
+    """What the logs never show: the channel URLs' secrets and the HTTP token (a token has no
+    "://", so the redactor hides all of it)."""
+    token = config.settings.http_token
+    return [*(u for c in config.channels for u in c.urls), *([token] if token else [])]
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -566,12 +573,67 @@ def cmd_test_rule(args: argparse.Namespace) -> int:
     return run_test_rule(config, args)
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    """Exit 0 when the monitor is healthy, 1 when not (for container health checks): asks the
+    running daemon's /healthz when [monitor] http is set, else the database. A config.toml
+    that does not load is unhealthy too (exit 1): the daemon could not restart with it."""
+    from monitor.errors import ConfigError
+
+    try:
+        config = _load(args)
+    except ConfigError as exc:
+        print(f"unhealthy\n  config: {exc}")
+        return 1
+    if config.settings.http is not None:
+        healthy, lines = _ask_healthz(config.settings.http, config.settings.http_token)
+    else:
+        from monitor.store.repo import Store
+        from monitor.web import database_health
+
+        store = Store.open(config.settings.database, for_reading=True)
+        try:
+            reasons = database_health(store, config.feeds, utcnow())
+        finally:
+            store.close()
+        healthy, lines = not reasons, reasons
+    print("ok" if healthy else "unhealthy")
+    for line in lines:
+        print(f"  {line}")
+    return 0 if healthy else 1
+
+
+def _ask_healthz(address: str, token: str | None) -> tuple[bool, list[str]]:
+    import urllib.error
+    import urllib.request
+
+    from monitor.config.schema import split_address
+
+    host, port = split_address(address)
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/healthz"
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = json.loads(response.read())
+            return True, [f"{k}: {v}" for k, v in body.items() if k not in ("status", "reasons")]
+    except urllib.error.HTTPError as exc:
+        if exc.code != 503:
+            return False, [f"{url} answered {exc.code}"]
+        body = json.loads(exc.read())
+        return False, [str(r) for r in body.get("reasons", [])]
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return False, [f"no answer from {url}: {reason}"]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from monitor.config import load_config
     from monitor.daemon import run_daemon
 
     config = _load(args)
-    setup_logging(args.verbose, secrets=[u for c in config.channels for u in c.urls], daemon=True)
+    setup_logging(args.verbose, secrets=_secrets(config), daemon=True)
     return run_daemon(config, lambda: load_config(config.path, os.environ))
 
 
@@ -697,6 +759,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="store and match, mark items as seen, send nothing (e.g. for a feed just added)",
     )
     add("check", cmd_check, "validate config.toml without network access")
+    add(
+        "health",
+        cmd_health,
+        "exit 0 if the daemon is healthy, 1 if not (asks /healthz when [monitor] http is set, "
+        "else the database)",
+    )
     p = add("matches", cmd_matches, "list stored matches, newest first")
     p.add_argument("--rule", metavar="R", help="only this rule's matches")
     p.add_argument("--since", metavar="DURATION", help="only matches this recent, e.g. 24h")

@@ -29,6 +29,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, timedelta
 from typing import Any
@@ -42,9 +43,11 @@ from monitor.errors import ConfigError, StorageError
 from monitor.feeds.fetch import Fetcher
 from monitor.feeds.schedule import start_times
 from monitor.logs import redact_secrets_of
+from monitor.metrics import Metrics, outcome_label
 from monitor.store.repo import Store
 from monitor.textutil import one_line
 from monitor.types import Config, FeedConfig, PollStatus
+from monitor.web import WebServer
 
 log = logging.getLogger("monitor.daemon")
 
@@ -69,6 +72,13 @@ def sd_notify(state: str) -> None:
         log.warning("could not notify systemd: %s", exc)
 
 
+def secrets_of(*configs: Config) -> list[str]:
+    """What the log redactor hides: the channel URLs' secrets and the HTTP token."""
+    urls = [u for config in configs for c in config.channels for u in c.urls]
+    tokens = [t for config in configs if (t := config.settings.http_token) is not None]
+    return [*urls, *tokens]  # a token has no "://": the redactor hides all of it
+
+
 def fetch_settings(config: Config) -> tuple[object, ...]:
     s = config.settings
     return (s.timeout, s.max_bytes, s.concurrency, s.user_agent, s.per_host)
@@ -91,6 +101,7 @@ class Daemon:
         self.background: set[asyncio.Task[None]] = set()
         self._ticking = False
         self._backlog = False  # the last tick left due feeds waiting for a free slot
+        self.web: WebServer | None = None  # the status/metrics server ([monitor] http)
 
     # --- feeds ---------------------------------------------------------------------------
 
@@ -105,8 +116,10 @@ class Daemon:
             self._backlog = len(due) > room
             for feed in due[: max(room, 0)]:
                 self._start_poll(feed)
+            self.app.observer.tick()
         except StorageError as exc:
             log.error("cannot read which feeds are due: %s", exc)
+            self.app.observer.tick(one_line(str(exc))[:300])
         finally:
             self._ticking = False
 
@@ -119,9 +132,10 @@ class Daemon:
         """One feed's poll as the daemon runs it: logged, alerts woken, slot released."""
         task = asyncio.current_task()
         self.users[fetcher] = self.users.get(fetcher, 0) + 1
+        started = time.perf_counter()
         try:
             outcome = await pipeline.poll_feed(self.app, feed, fetcher, forced=False)
-            self.report(outcome)
+            self.report(outcome, time.perf_counter() - started)
         except asyncio.CancelledError:
             if task in self.superseded:
                 log.info("poll of feed %s abandoned: its config changed", feed.name)
@@ -139,8 +153,9 @@ class Daemon:
                 self._backlog = False
                 self._background(self.tick())
 
-    def report(self, outcome: pipeline.FeedOutcome) -> None:
-        """The log line of an ordinary outcome; problems were logged by the pipeline."""
+    def report(self, outcome: pipeline.FeedOutcome, seconds: float = 0.0) -> None:
+        """The log line of an ordinary outcome (problems were logged by the pipeline) and
+        one line per match; each an event (see monitor.logs.EVENT_FIELDS)."""
         if outcome.status in (
             PollStatus.NEW,
             PollStatus.UNCHANGED,
@@ -154,7 +169,16 @@ class Daemon:
                 outcome.new_items,
                 outcome.matches,
                 outcome.alerts,
+                extra={
+                    "event": "poll",
+                    "feed": outcome.feed,
+                    "outcome": outcome_label(outcome.status),
+                    "duration_ms": round(seconds * 1000, 1),
+                },
             )
+        for rule in outcome.rules:
+            extra = {"event": "match", "feed": outcome.feed, "rule": rule}
+            log.info("feed %s: rule %s matched", outcome.feed, rule, extra=extra)
         if outcome.alerts:
             for event in self.wake.values():
                 event.set()
@@ -280,16 +304,21 @@ class Daemon:
             config = await asyncio.to_thread(self.reload_config)
         except ConfigError as exc:
             log.error("config not reloaded, the old one stays in force: %s", exc)
+            self.app.observer.reload(one_line(str(exc))[:500])
             return
         if config.settings.database != previous.settings.database:
             log.warning("the database URL changed: restart the monitor to use the new one")
         # the new channels' secrets are hidden from the logs before anything can log them
-        redact_secrets_of([u for c in (*config.channels, *previous.channels) for u in c.urls])
+        redact_secrets_of(secrets_of(config, previous))
         try:
             await asyncio.to_thread(self.app.swap, config)
         except StorageError as exc:
             log.error("config not reloaded, the old one stays in force: %s", exc)
+            self.app.observer.reload(one_line(str(exc))[:500])
             return
+        self.app.observer.reload()
+        if config.settings.http != previous.settings.http:
+            log.warning("[monitor] http changed: restart the monitor to move the server")
         if fetch_settings(config) != fetch_settings(previous):
             await self.replace_fetcher()
         self.reschedule(previous)
@@ -319,6 +348,11 @@ class Daemon:
             self._background(self.reload())
 
         loop.add_signal_handler(signal.SIGHUP, on_hup)
+        address = self.app.config.settings.http
+        if address is not None:
+            self.web = WebServer(self.app, address)
+            await self.web.start()  # before anything else: a port in use stops us here
+            log.info("status page, /healthz and /metrics on http://%s/", address)
         self.fetcher = self.app.fetcher()
         await self.fetcher.open()
         try:
@@ -365,6 +399,8 @@ class Daemon:
         finally:
             for fetcher in (self.fetcher, *self.retired):
                 await fetcher.close()
+            if self.web is not None:
+                await self.web.stop()
         log.info("stopped")
         return 0
 
@@ -374,6 +410,13 @@ def run_daemon(config: Config, reload: Callable[[], Config]) -> int:
     try:
         with store.only_instance():
             app = make_app(config, store=store)
+            if config.settings.http is not None:
+                app.observer = metrics = Metrics()
+                states = store.feed_states()
+                metrics.seed(
+                    {name: s.last_success_at for name, s in states.items()},
+                    (r.name for r in config.rules),
+                )
             try:
                 return asyncio.run(Daemon(app, reload).run())
             finally:

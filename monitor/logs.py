@@ -20,6 +20,9 @@ from datetime import UTC, datetime
 from monitor.alerts.secrets import SecretRedactor, configure_apprise_logging
 
 HANDLER_NAME = "monitor"  # ours, replaced on every set-up; other handlers are left alone
+# The fields of an event (a poll, a match, a delivery), passed as logging's `extra=`: the JSON
+# format makes each a key of the object; the text format shows the message only.
+EVENT_FIELDS = ("event", "feed", "rule", "channel", "duration_ms", "outcome")
 
 
 class JsonFormatter(logging.Formatter):
@@ -30,6 +33,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for key in EVENT_FIELDS:
+            value = record.__dict__.get(key)
+            if value is not None:
+                event[key] = value
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:  # the redacted text (SecretRedactor), never exc_info formatted anew

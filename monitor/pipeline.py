@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -83,6 +84,7 @@ class FeedOutcome:
     matches: int = 0
     alerts: int = 0  # outbox rows written
     error: str | None = None
+    rules: tuple[str, ...] = ()  # the rule of each match stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,7 @@ def outcome_of(plan: PollPlan, recorded: Recorded, parsed: ParsedFeed | None) ->
         matches=recorded.matches,
         alerts=recorded.alerts,
         error=parsed.problem,
+        rules=recorded.rules,
     )
 
 
@@ -194,16 +197,29 @@ async def poll_feed(
     `forced` polls even before the feed's interval or backoff has passed (`monitor poll`);
     the daemon passes False. `catch_up`: store and match, alert nothing. `state`: the feed's
     row, when the caller has just read it (else it is read here)."""
+    started = time.perf_counter()
     try:
-        return await _poll(app, feed, fetcher, snapshot or app.snapshot, forced, catch_up, state)
+        outcome = await _poll(
+            app, feed, fetcher, snapshot or app.snapshot, forced, catch_up, state, started
+        )
     except asyncio.CancelledError:
         raise
     except StorageError as exc:
-        log.error("feed %s: not recorded: %s", feed.name, exc)
-        return FeedOutcome(feed.name, PollStatus.ERROR, error=str(exc)[:300])
+        log.error("feed %s: not recorded: %s", feed.name, exc, extra=_event(feed.name, started))
+        outcome = FeedOutcome(feed.name, PollStatus.ERROR, error=str(exc)[:300])
     except Exception as exc:
-        log.exception("internal error while polling feed %s", feed.name)
-        return FeedOutcome(feed.name, PollStatus.ERROR, error=f"internal error: {exc!r}"[:300])
+        log.exception(
+            "internal error while polling feed %s", feed.name, extra=_event(feed.name, started)
+        )
+        outcome = FeedOutcome(feed.name, PollStatus.ERROR, error=f"internal error: {exc!r}"[:300])
+    app.observer.poll(outcome, time.perf_counter() - started)
+    return outcome
+
+
+def _event(feed: str, started: float, outcome: str = "error") -> dict[str, object]:
+    """The fields of a poll's log event (MONITOR_LOG_FORMAT=json shows them)."""
+    ms = round((time.perf_counter() - started) * 1000, 1)
+    return {"event": "poll", "feed": feed, "outcome": outcome, "duration_ms": ms}
 
 
 async def _poll(
@@ -214,6 +230,7 @@ async def _poll(
     forced: bool,
     catch_up: bool,
     state: FeedState | None,
+    started: float,
 ) -> FeedOutcome:
     if state is None:
         state = await asyncio.to_thread(app.store.feed_state, feed.name)
@@ -261,7 +278,7 @@ async def _poll(
         body_hash=body_hash,
     )
     recorded = await app.record(plan)
-    _log_poll(plan, parsed)
+    _log_poll(plan, parsed, started)
     return outcome_of(plan, recorded, parsed)
 
 
@@ -270,20 +287,23 @@ def body_digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def _log_poll(plan: PollPlan, parsed: ParsedFeed | None) -> None:
+def _log_poll(plan: PollPlan, parsed: ParsedFeed | None, started: float) -> None:
     """One warning per problem (the daemon logs the ordinary outcomes)."""
     update = plan.update
     if isinstance(update, Gone):
-        log.warning("feed %s answered 410 Gone and is disabled", plan.feed)
+        extra = _event(plan.feed, started, "gone")
+        log.warning("feed %s answered 410 Gone and is disabled", plan.feed, extra=extra)
     elif isinstance(update, Failed):
         log.warning(
             "feed %s failed (%d in a row): %s",
             plan.feed,
             update.consecutive_failures,
             update.error,
+            extra=_event(plan.feed, started),
         )
     elif parsed is not None and parsed.problem:
-        log.warning("feed %s is not well-formed: %s", plan.feed, parsed.problem)
+        extra = {"event": "feed_problem", "feed": plan.feed, "outcome": "not_well_formed"}
+        log.warning("feed %s is not well-formed: %s", plan.feed, parsed.problem, extra=extra)
 
 
 # --- delivery ------------------------------------------------------------------------------
@@ -341,13 +361,23 @@ async def drain_channel(
             break
         tried.add(alert.id)
         content = alert.content
+        started = time.perf_counter()
         if isinstance(content, AlertContent):  # rendered per URL, in its own format
             outcome = await asyncio.to_thread(_send_alert, channel, content)
         elif isinstance(content, HealthAlert):  # feed health (issue 8): plain text
             outcome = await asyncio.to_thread(_send, channel, render_health(content))
         else:  # a row rendered before revision 0003: sent as it was
             outcome = await asyncio.to_thread(_send, channel, content)
+        seconds = time.perf_counter() - started
+        app.observer.delivery(name, outcome.ok, seconds)
+        event = {
+            "event": "delivery",
+            "channel": name,
+            "outcome": "sent" if outcome.ok else "failed",
+            "duration_ms": round(seconds * 1000, 1),
+        }
         if outcome.ok:
+            log.info("alert %s delivered to channel %s", alert.alert_id, name, extra=event)
             if not await _persist(store.mark_delivered, alert, app.clock()):
                 log.warning("alert %s was delivered after its lease ran out", alert.alert_id)
             report += DeliveryReport(sent=1)
@@ -368,9 +398,12 @@ async def drain_channel(
                 alert.attempts + 1,
                 error,
                 alert.alert_id,
+                extra=event,
             )
         else:
-            log.warning("alert %s to channel %s not delivered: %s", alert.alert_id, name, error)
+            log.warning(
+                "alert %s to channel %s not delivered: %s", alert.alert_id, name, error, extra=event
+            )
         report += DeliveryReport(failed=1, errors=(f"channel {name}: {error}",))
         failures_in_a_row += 1
         if not all_pending or failures_in_a_row >= POLL_FAILURES_PER_CHANNEL:

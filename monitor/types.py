@@ -32,6 +32,8 @@ class Settings:
     dead_after: timedelta = timedelta(hours=24)  # failing this long: one alert to ops_channels
     stale_after: timedelta | None = None  # no new item this long: one alert (None: never)
     ops_channels: tuple[str, ...] = ()  # where feed-health alerts go (none by default)
+    http: str | None = None  # "host:port" of the status/metrics server in `monitor run`
+    http_token: str | None = None  # bearer token the server requires (a secret)
 
 
 @dataclass(frozen=True, slots=True)

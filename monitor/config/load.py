@@ -64,7 +64,9 @@ from monitor.config.schema import (
     MonitorModel,
     RuleModel,
     absolute_database,
+    is_loopback,
     salvage,
+    split_address,
     too_long,
     unique,
 )
@@ -165,6 +167,7 @@ class _Loader:
         feeds = self.feeds(self.entries(data, "feeds"), settings)
         rules = self.rules(self.entries(data, "rules"), settings, channels)
         self.ops_channels(settings)
+        self.http_token(settings)
         self.raise_problems()
         return Config(
             path=self.path,
@@ -285,6 +288,8 @@ class _Loader:
             dead_after=model.dead_after,
             stale_after=model.stale_after,
             ops_channels=unique(model.ops_channels),
+            http=model.http,
+            http_token=model.http_token,
         )
 
     def ops_channels(self, settings: Settings) -> None:
@@ -297,6 +302,18 @@ class _Loader:
                 hint = suggest(channel, names) or f" (channels: {known})"
                 loc: Loc = ("monitor", "ops_channels", j)
                 self.problem(loc, f'unknown channel "{cut(channel)}"{hint}')
+
+    def http_token(self, settings: Settings) -> None:
+        """`[monitor] http` on an address other machines can reach needs `http_token`."""
+        if settings.http is None or settings.http_token is not None:
+            return
+        host, _ = split_address(settings.http)
+        if not is_loopback(host):
+            self.problem(
+                ("monitor", "http"),
+                "listens on a non-loopback address: set [monitor] http_token (a bearer token "
+                'the server requires), or bind to "127.0.0.1:PORT"',
+            )
 
     def channels(self, value: object) -> tuple[ChannelConfig, ...]:
         if not isinstance(value, dict):

@@ -9,6 +9,7 @@ errors into problems with key paths and lines.
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import os
 import re
 from collections.abc import Callable
@@ -222,6 +223,45 @@ def absolute_database(url: str, base: Path) -> str:
     return url[: parsed.start("database")] + str(base / db) + url[parsed.end("database") :]
 
 
+def split_address(value: str) -> tuple[str, int]:
+    """`"127.0.0.1:9464"`, `"[::1]:9464"`, `"localhost:9464"` -> (host, port). ValueError."""
+    host, sep, port = value.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError('expected "host:port", such as "127.0.0.1:9464" or "[::1]:9464"')
+    if CONTROL.search(host) or " " in host or "/" in host:
+        raise ValueError('expected "host:port", such as "127.0.0.1:9464" or "[::1]:9464"')
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an address or "localhost") only ever means this machine."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def _http_address(value: str) -> str:
+    split_address(value)
+    return value.strip()
+
+
+MIN_TOKEN = 16
+
+
+def _http_token(value: str) -> str:
+    if len(value) < MIN_TOKEN or not value.isprintable() or " " in value or "://" in value:
+        raise ValueError(
+            f"must be at least {MIN_TOKEN} printable characters without spaces "
+            '(e.g. from "openssl rand -hex 32")'
+        )
+    return value
+
+
 Interval = Annotated[timedelta, BeforeValidator(_duration(MIN_INTERVAL))]
 Timeout = Annotated[timedelta, BeforeValidator(_duration(MIN_TIMEOUT))]
 MaxAge = Annotated[timedelta, BeforeValidator(_duration(timedelta(seconds=1)))]
@@ -255,6 +295,8 @@ class MonitorModel(Model):
     dead_after: HealthAfter = DEFAULTS.dead_after
     stale_after: HealthAfter | None = DEFAULTS.stale_after
     ops_channels: list[Name] = []
+    http: Annotated[str, AfterValidator(_http_address)] | None = None
+    http_token: Annotated[str, AfterValidator(_http_token)] | None = None
 
 
 class FeedModel(Model):

@@ -88,6 +88,7 @@ class Recorded:
     new_items: int = 0
     matches: int = 0
     alerts: int = 0
+    rules: tuple[str, ...] = ()  # the rule of each match stored (metrics, match events)
 
 
 def _feed_state(row: FeedRow) -> FeedState:
@@ -534,6 +535,7 @@ class Store:
         # insert-or-ignore: an item another poller stored meanwhile gets no id here
         ids = tx.insert_items(feed_id, [p.item for p in plan.items], now)
         matches = alerts = 0
+        rules: list[str] = []
         for item_plan in plan.items:
             item_id = ids.get(item_plan.item.key)
             if item_id is None:
@@ -550,8 +552,11 @@ class Store:
                 tx.enqueue(item_id, alert, now)
             matches += len(stored)
             alerts += len(queued)
+            rules.extend(match.rule for match, _ in stored)
         tx.add_items_seen(plan.feed, len(ids))
-        return Recorded(new_items=len(ids), matches=matches, alerts=alerts + health)
+        return Recorded(
+            new_items=len(ids), matches=matches, alerts=alerts + health, rules=tuple(rules)
+        )
 
     # --- outbox --------------------------------------------------------------------------
 
