@@ -79,6 +79,9 @@ DAEMON_LOCK = 0x6E6D6F6E  # PostgreSQL advisory lock key of `monitor run` ("nmon
 # (`monitor poll` beside `monitor run`) deadlocked claiming the same articles in different
 # orders, and two first starts raced in CREATE TABLE and in sync_feeds.
 WRITE_LOCK = 0x6E6D7772  # "nmwr"
+# The second key of both: the schema the monitor's tables live in, so two monitors in two
+# schemas of one database (a test run beside a production one) never block each other.
+_SCHEMA_KEY = func.hashtext(func.current_schema())
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,7 +305,7 @@ def migrate(engine: Engine) -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":  # another process may be migrating right now
-            connection.execute(select(func.pg_advisory_xact_lock(WRITE_LOCK)))
+            connection.execute(select(func.pg_advisory_xact_lock(WRITE_LOCK, _SCHEMA_KEY)))
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "head")
 
@@ -359,7 +362,9 @@ class Store:
         url = self.engine.url
         if self.dialect == "postgresql":
             with self.engine.connect() as conn:
-                held = conn.execute(select(func.pg_try_advisory_lock(DAEMON_LOCK))).scalar()
+                held = conn.execute(
+                    select(func.pg_try_advisory_lock(DAEMON_LOCK, _SCHEMA_KEY))
+                ).scalar()
                 conn.commit()
                 if not held:
                     raise StorageError(
@@ -370,7 +375,7 @@ class Store:
                     yield
                 finally:
                     try:
-                        conn.execute(select(func.pg_advisory_unlock(DAEMON_LOCK)))
+                        conn.execute(select(func.pg_advisory_unlock(DAEMON_LOCK, _SCHEMA_KEY)))
                         conn.commit()
                     except SQLAlchemyError as exc:  # the session, and with it the lock, is gone
                         log.warning("daemon lock already released: %s", _reason(exc))
@@ -403,7 +408,7 @@ class Store:
         try:
             with Session(self.engine) as session, session.begin():
                 if self.dialect == "postgresql":
-                    session.execute(select(func.pg_advisory_xact_lock(WRITE_LOCK)))
+                    session.execute(select(func.pg_advisory_xact_lock(WRITE_LOCK, _SCHEMA_KEY)))
                 yield Tx(session, self.dialect)
         except SQLAlchemyError as exc:
             raise StorageError(f"database: {_reason(exc)}") from exc
