@@ -354,6 +354,69 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_daemon(config, lambda: load_config(config.path, os.environ))
 
 
+HEALTH_TICK = 60.0  # seconds: an older heartbeat means the scheduler no longer ticks
+HEALTH_LATE = 600.0  # seconds a due feed may wait before the daemon counts as stuck
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """Exit 0 when the running daemon is healthy, 1 (saying why) otherwise."""
+    from monitor.store.repo import Store
+
+    config = _load(args)
+    store = Store.open(config.settings.database, for_reading=True)
+    try:
+        problems, summary = health_problems(config, store, utcnow())
+    finally:
+        store.close()
+    for problem in problems:
+        print(f"unhealthy: {problem}", file=sys.stderr)
+    print(summary if not problems else "unhealthy")
+    return 1 if problems else 0
+
+
+def health_problems(config: Config, store: Any, now: datetime) -> tuple[list[str], str]:
+    """The heartbeat is fresh (the scheduler ticks and reached the database, which answers
+    now), and no enabled feed has waited long past its due time (polls are finished)."""
+    from datetime import timedelta
+
+    beat = store.heartbeat()
+    if beat is None:
+        return ["no `monitor run` has ever written a heartbeat to this database"], ""
+    problems = []
+    age = (now - beat.ticked_at).total_seconds()
+    if age > HEALTH_TICK:
+        problems.append(f"last scheduler tick {age:.0f} s ago (pid {beat.pid} on {beat.host})")
+    late = now - timedelta(seconds=HEALTH_LATE)
+    if beat.started_at < late:
+        states = store.feed_states()
+        for feed in config.feeds:
+            s = states.get(feed.name)
+            if not feed.enabled or s is None or s.gone or s.next_poll_at is None:
+                continue
+            if s.next_poll_at < late and not (s.retry_until and s.retry_until > now):
+                problems.append(f"feed {feed.name} due since {_when(s.next_poll_at)} UTC")
+                break
+    last = _when(beat.pass_at) + " UTC" if beat.pass_at else "none yet"
+    summary = f"healthy: last tick {age:.0f} s ago, last poll finished {last}"
+    return problems, summary
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    """`db upgrade`: migrate to the newest schema; `db current`: show the schema revision."""
+    from monitor.store.repo import Store, schema_revisions
+
+    config = _load(args)
+    url = config.settings.database
+    if args.action == "upgrade":
+        Store.open(url).close()  # opening migrates (under a lock on PostgreSQL)
+    current, head = schema_revisions(url)
+    if current == head:
+        print(f"database schema: {current} (newest)")
+    else:
+        print(f"database schema: {current or 'empty'}; newest is {head}: run `monitor db upgrade`")
+    return 0
+
+
 # --- output helpers ------------------------------------------------------------------------
 
 
@@ -494,6 +557,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--since", metavar="DURATION", help="with --history: only items first seen this recently"
     )
     add("feeds", cmd_feeds, "every feed with its polling state")
+    add(
+        "health",
+        cmd_health,
+        "exit 0 if the running daemon ticks, its database answers and polls keep up, else 1",
+    )
+    p = add("db", cmd_db, "database schema: upgrade to the newest, or show the current one")
+    p.add_argument("action", choices=["upgrade", "current"])
     p = add("notify-test", cmd_notify_test, "send a test alert through one channel")
     p.add_argument("channel", metavar="CHANNEL")
     return parser

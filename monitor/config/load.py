@@ -280,6 +280,8 @@ class _Loader:
             concurrency=model.concurrency,
             per_host=model.per_host,
             user_agent=model.user_agent,
+            watch_config=model.watch_config,
+            retention=model.retention,
         )
 
     def channels(self, value: object) -> tuple[ChannelConfig, ...]:

@@ -222,6 +222,16 @@ def absolute_database(url: str, base: Path) -> str:
     return url[: parsed.start("database")] + str(base / db) + url[parsed.end("database") :]
 
 
+MIN_RETENTION = timedelta(days=1)
+
+
+def _retention(value: object) -> timedelta | None:
+    """`"90d"` (at least a day) or `"off"` (None: nothing is pruned)."""
+    if value == "off":
+        return None
+    return _duration(MIN_RETENTION)(value)
+
+
 Interval = Annotated[timedelta, BeforeValidator(_duration(MIN_INTERVAL))]
 Timeout = Annotated[timedelta, BeforeValidator(_duration(MIN_TIMEOUT))]
 MaxAge = Annotated[timedelta, BeforeValidator(_duration(timedelta(seconds=1)))]
@@ -248,6 +258,8 @@ class MonitorModel(Model):
     concurrency: Annotated[int, Field(ge=1, le=1000)] = DEFAULTS.concurrency
     per_host: Annotated[int, Field(ge=1, le=100)] = DEFAULTS.per_host
     user_agent: Annotated[str, AfterValidator(_user_agent)] = DEFAULTS.user_agent
+    watch_config: bool = DEFAULTS.watch_config
+    retention: Annotated[timedelta | None, BeforeValidator(_retention)] = DEFAULTS.retention
 
 
 class FeedModel(Model):

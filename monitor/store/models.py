@@ -4,7 +4,9 @@ feeds      one row per configured feed: HTTP validators and polling state
 items      every entry ever seen, unique per (feed, key): the seen-set that stops re-alerts
 matches    every (item, rule) match, alerted or not
 rule_links (rule, canonical link) already alerted: one alert per article and rule
-outbox     one row per (item, channel), written with its matches, deleted never
+outbox     one row per (item, channel), written with its matches; delivered rows are pruned
+           after `retention`, as are matches; an item then keeps only its identity
+heartbeat  the running daemon's last tick and poll (`monitor health`)
 """
 
 from __future__ import annotations
@@ -85,7 +87,10 @@ class FeedRow(Base):
 
 class ItemRow(Base):
     __tablename__ = "items"
-    __table_args__ = (UniqueConstraint("feed_id", "key"),)
+    __table_args__ = (
+        UniqueConstraint("feed_id", "key"),
+        Index("ix_items_first_seen_at", "first_seen_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id"))
@@ -97,6 +102,8 @@ class ItemRow(Base):
     text: Mapped[str] = mapped_column(Text)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # as the feed says
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # retention dropped title and text (they are ""): only the identity (feed, key) is left
+    pruned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class MatchRow(Base):
@@ -141,3 +148,17 @@ class OutboxRow(Base):
     leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a sender is on it
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class HeartbeatRow(Base):
+    """One row per `monitor run` (id 1): written by its tick, read by `monitor health`."""
+
+    __tablename__ = "heartbeat"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ticked_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the scheduler's last tick
+    pass_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a poll last finished
+    pruned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # retention last ran
