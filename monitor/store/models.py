@@ -5,8 +5,9 @@ items      every entry ever seen, unique per (feed, key): the seen-set that stop
 matches    every (item, rule) match, alerted or not
 rule_links (rule, canonical link) already alerted: one alert per article and rule
 outbox     one row per (item, channel), written with its matches; delivered rows are pruned
-           after `retention`, as are matches; an item then keeps only its identity
+           after `retention`, as are matches and items (see item_keys)
 heartbeat  the running daemon's last tick and poll (`monitor health`)
+item_keys  (feed, key) of items retention deleted: still seen, never stored or alerted again
 """
 
 from __future__ import annotations
@@ -162,3 +163,12 @@ class HeartbeatRow(Base):
     ticked_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the scheduler's last tick
     pass_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a poll last finished
     pruned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # retention last ran
+
+
+class ItemKeyRow(Base):
+    """The identity of an item retention deleted: (feed, key) stays seen, for ever."""
+
+    __tablename__ = "item_keys"
+
+    feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(600), primary_key=True)

@@ -48,6 +48,7 @@ from monitor.errors import DatabaseSetupError, StorageError
 from monitor.store.models import (
     FeedRow,
     HeartbeatRow,
+    ItemKeyRow,
     ItemRow,
     MatchRow,
     OutboxRow,
@@ -104,8 +105,10 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own handling is lazy).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    # takes effect only in a new, empty database (an existing one: Store._incremental_vacuum)
-    cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
+    # only in a new, empty database (an existing one: _incremental_vacuum); setting it on
+    # every connection would make each reader wait for the write lock
+    if cursor.execute("PRAGMA page_count").fetchone()[0] == 0:
+        cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
@@ -473,6 +476,7 @@ class Store:
                     .where(FeedRow.name == feed, ItemRow.key.in_(chunk))
                 )
                 seen.update(session.scalars(stmt))
+                seen.update(session.scalars(_pruned_keys(feed, chunk)))
         return seen
 
     def due_feeds(self, now: datetime, names: Collection[str]) -> list[FeedState]:
@@ -739,8 +743,9 @@ class Store:
     def prune(self, before: datetime, now: datetime, batch: int = 500) -> Pruned:
         """One small batch of retention, in one short transaction: delivered alerts and
         matches from before `before` are deleted; items first seen before it, with no match
-        left, lose their title, text and links but keep their row (feed, key), so they are
-        never alerted again. Call until it returns an empty Pruned."""
+        left, are deleted and their identity (feed, key) kept in item_keys, so they are never
+        stored or alerted again (one a rule alerted, or whose alert is still pending, keeps
+        its row without title, text and links instead). Call until it returns nothing."""
         with self.transaction() as tx:
             s = tx.session
             alerts = s.scalars(
@@ -756,19 +761,42 @@ class Store:
             if matches:
                 s.execute(delete(MatchRow).where(MatchRow.id.in_(matches)))
             has_match = select(MatchRow.id).where(MatchRow.item_id == ItemRow.id).exists()
-            items = s.scalars(
-                select(ItemRow.id)
+            rows = s.execute(
+                select(ItemRow.id, ItemRow.feed_id, ItemRow.key)
                 .where(ItemRow.first_seen_at < before, ItemRow.pruned_at.is_(None), ~has_match)
                 .limit(batch)
             ).all()
+            items = [r.id for r in rows]
             if items:
-                s.execute(
-                    update(ItemRow)
-                    .where(ItemRow.id.in_(items))
-                    .values(
-                        title="", text="", guid=None, link=None, canonical_link=None, pruned_at=now
-                    )
+                # an item some rule alerted stays (rule_links points at it: one alert per
+                # article), as does one whose alert waits in the outbox; both lose their text
+                kept = set(
+                    s.scalars(select(RuleLinkRow.item_id).where(RuleLinkRow.item_id.in_(items)))
                 )
+                kept.update(
+                    s.scalars(select(OutboxRow.item_id).where(OutboxRow.item_id.in_(items)))
+                )
+                gone = [r for r in rows if r.id not in kept]
+                if gone:
+                    s.execute(
+                        tx._insert(ItemKeyRow)
+                        .values([{"feed_id": r.feed_id, "key": r.key} for r in gone])
+                        .on_conflict_do_nothing()
+                    )
+                    s.execute(delete(ItemRow).where(ItemRow.id.in_([r.id for r in gone])))
+                if kept:
+                    s.execute(
+                        update(ItemRow)
+                        .where(ItemRow.id.in_(kept))
+                        .values(
+                            title="",
+                            text="",
+                            guid=None,
+                            link=None,
+                            canonical_link=None,
+                            pruned_at=now,
+                        )
+                    )
         return Pruned(items=len(items), matches=len(matches), alerts=len(alerts))
 
     def reclaim_space(self) -> None:
@@ -778,9 +806,8 @@ class Store:
         try:
             raw = self.engine.raw_connection()
             try:
-                cursor = raw.cursor()
-                cursor.execute("PRAGMA incremental_vacuum").fetchall()  # steps it to the end
-                cursor.close()
+                # executescript steps the pragma to its end: execute() frees one page only
+                raw.driver_connection.executescript("PRAGMA incremental_vacuum;")  # type: ignore[union-attr]
             finally:
                 raw.close()
         except SQLAlchemyError as exc:
@@ -809,6 +836,7 @@ class Tx:
         meanwhile is not among them. Multi-row statements, a few hundred rows each.
         """
         inserted: dict[str, int] = {}
+        items = self._not_pruned(feed_id, items)
         for start in range(0, len(items), 300):
             rows = [
                 {
@@ -832,6 +860,17 @@ class Tx:
             )
             inserted.update({key: id_ for key, id_ in self.session.execute(stmt)})
         return inserted
+
+    def _not_pruned(self, feed_id: int, items: Sequence[Item]) -> Sequence[Item]:
+        """`items` but those whose identity retention keeps in item_keys (seen long ago)."""
+        gone: set[str] = set()
+        keys = [i.key for i in items]
+        for start in range(0, len(keys), 500):
+            stmt = select(ItemKeyRow.key).where(
+                ItemKeyRow.feed_id == feed_id, ItemKeyRow.key.in_(keys[start : start + 500])
+            )
+            gone.update(self.session.scalars(stmt))
+        return [i for i in items if i.key not in gone] if gone else items
 
     def claim_link(self, rule: str, link_key: str, item_id: int) -> bool:
         """True when no item has alerted `rule` for this article yet (and records that one has)."""
@@ -903,6 +942,14 @@ class Tx:
                 .where(FeedRow.name == name)
                 .values(items_seen=FeedRow.items_seen + count)
             )
+
+
+def _pruned_keys(feed: str, keys: Sequence[str]) -> Any:
+    return (
+        select(ItemKeyRow.key)
+        .join(FeedRow, FeedRow.id == ItemKeyRow.feed_id)
+        .where(FeedRow.name == feed, ItemKeyRow.key.in_(keys))
+    )
 
 
 def _may_not_write(url: str) -> bool:

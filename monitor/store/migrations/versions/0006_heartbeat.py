@@ -1,8 +1,9 @@
 """heartbeat: the running daemon's last tick, last finished poll and last retention pass,
 read by `monitor health` (the container's HEALTHCHECK).
 
-Retention: items.pruned_at marks an item whose text was dropped (its row, the identity
-(feed, key), stays, so it is never alerted again); items.first_seen_at gets an index, since
+Retention: item_keys keeps the identity (feed, key) of every item retention deleted, so it
+is never stored or alerted again. An item some rule alerted (rule_links points at it) is kept
+with its title and text emptied instead (items.pruned_at). items.first_seen_at gets an index:
 retention and `test-rule --history` select by it.
 
 Revision ID: 0006
@@ -35,6 +36,13 @@ def upgrade() -> None:
         sa.Column("pruned_at", UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_heartbeat")),
     )
+    op.create_table(
+        "item_keys",
+        sa.Column("feed_id", sa.Integer(), nullable=False),
+        sa.Column("key", sa.String(600), nullable=False),
+        sa.ForeignKeyConstraint(["feed_id"], ["feeds.id"], name=op.f("fk_item_keys_feed_id_feeds")),
+        sa.PrimaryKeyConstraint("feed_id", "key", name=op.f("pk_item_keys")),
+    )
     # a plain ADD COLUMN on both dialects: the items table is not copied
     op.add_column("items", sa.Column("pruned_at", UTCDateTime(), nullable=True))
     op.create_index("ix_items_first_seen_at", "items", ["first_seen_at"])
@@ -44,4 +52,5 @@ def downgrade() -> None:
     op.drop_index("ix_items_first_seen_at", table_name="items")
     with op.batch_alter_table("items") as batch:
         batch.drop_column("pruned_at")
+    op.drop_table("item_keys")
     op.drop_table("heartbeat")
