@@ -48,3 +48,42 @@ wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
     done
     fail "timed out after ${seconds}s waiting for $what"
 }
+
+# podman/buildah set up for this kind of machine (deploy-verification notes): runc, cgroupfs,
+# explicit ulimits, storage under the cache, docker image format (keeps HEALTHCHECK).
+podman_env() {
+    local conf="$CACHE/containers"
+    mkdir -p "$conf/storage" "$conf/run"
+    cat >"$conf/containers.conf" <<CONF
+[containers]
+default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+CONF
+    cat >"$conf/storage.conf" <<CONF
+[storage]
+driver = "overlay"
+graphroot = "$conf/storage"
+runroot = "$conf/run"
+CONF
+    export CONTAINERS_CONF="$conf/containers.conf" CONTAINERS_STORAGE_CONF="$conf/storage.conf"
+    export BUILDAH_FORMAT=docker BUILDAH_ISOLATION=chroot
+    unset PIP_FIND_LINKS
+}
+
+# The Dockerfile's FROM python:3.12-slim, made locally from the Debian base (no registry here):
+# Debian's python3 stands in for the python.org build.
+python_base_image() {
+    if podman image exists docker.io/library/python:3.12-slim; then return; fi
+    local base work
+    base=$(base_rootfs)
+    work=$(mktemp -d /var/tmp/monitor-pybase.XXXXXX)
+    cp -a "$base" "$work/rootfs"
+    rm -f "$work"/rootfs/usr/lib/python3*/EXTERNALLY-MANAGED
+    ln -sf /usr/bin/python3 "$work/rootfs/usr/local/bin/python"
+    ln -sf /usr/bin/pip3 "$work/rootfs/usr/local/bin/pip"
+    tar -C "$work/rootfs" -c . | podman import -q - docker.io/library/python:3.12-slim >/dev/null
+    rm -rf "$work"
+}
