@@ -46,7 +46,8 @@ wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
         if "$@" >/dev/null 2>&1; then return 0; fi
         sleep 0.2
     done
-    fail "timed out after ${seconds}s waiting for $what"
+    echo "FAILED: timed out after ${seconds}s waiting for $what" >&2
+    return 1
 }
 
 # podman/buildah set up for this kind of machine (deploy-verification notes): runc, cgroupfs,
