@@ -586,20 +586,23 @@ def cmd_health(args: argparse.Namespace) -> int:
         return 1
     if config.settings.http is not None:
         healthy, lines = _ask_healthz(config.settings.http, config.settings.http_token)
-    else:
+        summary = "healthy: " + ", ".join(lines)
+    else:  # the daemon's heartbeat in the database
         from monitor.store.repo import Store
-        from monitor.web import database_health
 
         store = Store.open(config.settings.database, for_reading=True)
         try:
-            reasons = database_health(store, config.feeds, utcnow())
+            lines, summary = health_problems(config, store, utcnow())
         finally:
             store.close()
-        healthy, lines = not reasons, reasons
-    print("ok" if healthy else "unhealthy")
+        healthy = not lines
+    if healthy:
+        print(summary)
+        return 0
+    print("unhealthy")
     for line in lines:
         print(f"  {line}")
-    return 0 if healthy else 1
+    return 1
 
 
 def _ask_healthz(address: str, token: str | None) -> tuple[bool, list[str]]:
@@ -635,6 +638,53 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args)
     setup_logging(args.verbose, secrets=_secrets(config), daemon=True)
     return run_daemon(config, lambda: load_config(config.path, os.environ))
+
+
+HEALTH_TICK = 60.0  # seconds: an older heartbeat means the scheduler no longer ticks
+HEALTH_LATE = 600.0  # seconds a due feed may wait before the daemon counts as stuck
+
+
+def health_problems(config: Config, store: Any, now: datetime) -> tuple[list[str], str]:
+    """The heartbeat is fresh (the scheduler ticks and reached the database, which answers
+    now), and no enabled feed has waited long past its due time (polls are finished)."""
+    from datetime import timedelta
+
+    beat = store.heartbeat()
+    if beat is None:
+        return ["no `monitor run` has ever written a heartbeat to this database"], ""
+    problems = []
+    age = (now - beat.ticked_at).total_seconds()
+    if age > HEALTH_TICK:
+        problems.append(f"last scheduler tick {age:.0f} s ago (pid {beat.pid} on {beat.host})")
+    late = now - timedelta(seconds=HEALTH_LATE)
+    if beat.started_at < late:
+        states = store.feed_states()
+        for feed in config.feeds:
+            s = states.get(feed.name)
+            if not feed.enabled or s is None or s.gone or s.next_poll_at is None:
+                continue
+            if s.next_poll_at < late and not (s.retry_until and s.retry_until > now):
+                problems.append(f"feed {feed.name} due since {_when(s.next_poll_at)} UTC")
+                break
+    last = _when(beat.pass_at) + " UTC" if beat.pass_at else "none yet"
+    summary = f"healthy: last tick {age:.0f} s ago, last poll finished {last}"
+    return problems, summary
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    """`db upgrade`: migrate to the newest schema; `db current`: show the schema revision."""
+    from monitor.store.repo import Store, schema_revisions
+
+    config = _load(args)
+    url = config.settings.database
+    if args.action == "upgrade":
+        Store.open(url).close()  # opening migrates (under a lock on PostgreSQL)
+    current, head = schema_revisions(url)
+    if current == head:
+        print(f"database schema: {current} (newest)")
+    else:
+        print(f"database schema: {current or 'empty'}; newest is {head}: run `monitor db upgrade`")
+    return 0
 
 
 # --- output helpers ------------------------------------------------------------------------
@@ -817,6 +867,8 @@ def build_parser() -> argparse.ArgumentParser:
     state.add_argument("--failed", action="store_true", help="only failed (given up)")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("--limit", type=_positive, default=1000, help="at most this many (default 1000)")
+    p = add("db", cmd_db, "database schema: upgrade to the newest, or show the current one")
+    p.add_argument("action", choices=["upgrade", "current"])
     p = add("notify-test", cmd_notify_test, "send a test alert through one channel")
     p.add_argument("channel", metavar="CHANNEL")
     return parser

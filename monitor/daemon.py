@@ -20,18 +20,34 @@ sending and record the outcome (bounded by SEND_GRACE). SIGHUP re-reads config.t
 it in only if it is valid: a feed whose config changed has its running poll cancelled and is
 due at once; fetch settings get a new HTTP client; new channels get a sender. An invalid file
 is logged and the old config keeps running. The database URL needs a restart to change.
+Saving config.toml does the same as SIGHUP (`[monitor] watch_config`, on by default): each
+tick compares the file's inode, mtime and size with those of the file last loaded, and once
+a change has held still for one tick, its content's hash; an editor that writes a temporary
+file and renames it over config.toml changes the inode and is seen like an in-place write.
+
+systemd (Type=notify): READY=1 once running; RELOADING=1 ... READY=1 around a reload;
+STOPPING=1 at SIGTERM; WATCHDOG=1 from the end of each tick, only when systemd asked for it
+(WATCHDOG_USEC): a tick that hangs (event loop blocked, database call stuck) stops the pings
+and systemd restarts the daemon (WatchdogSec must exceed a few TICKs).
+
+Each tick also writes a heartbeat row at most every HEARTBEAT_EVERY (`monitor health` reads
+it), checks that the daemon still holds the database's one-daemon lock (a PostgreSQL session
+lost to a server restart or pg_terminate_backend takes its lock with it: it is taken again,
+or, if another daemon took it meanwhile, this one exits 1), and starts retention
+(`[monitor] retention`) every PRUNE_EVERY, in small batches.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import signal
 import socket
 import time
 from collections.abc import Callable, Coroutine
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -44,9 +60,9 @@ from monitor.feeds.fetch import Fetcher
 from monitor.feeds.schedule import start_times
 from monitor.logs import redact_secrets_of
 from monitor.metrics import Metrics, outcome_label
-from monitor.store.repo import Store
+from monitor.store.repo import DaemonLock, Store
 from monitor.textutil import one_line
-from monitor.types import Config, FeedConfig, PollStatus
+from monitor.types import Config, FeedConfig, Heartbeat, PollStatus
 from monitor.web import WebServer
 
 log = logging.getLogger("monitor.daemon")
@@ -56,6 +72,10 @@ DELIVERY_EVERY = timedelta(seconds=10)  # retry pass of each channel's outbox
 START_SPREAD = timedelta(seconds=10)  # first polls are spread over this long
 SEND_GRACE = 20.0  # seconds a sender may take to finish its current alert on SIGTERM
 TAKE_OVER_EVERY = timedelta(seconds=30)  # look again for leases of processes that died
+HEARTBEAT_EVERY = 10.0  # seconds between heartbeat writes (monitor health allows 60 s)
+PRUNE_FIRST = 60.0  # seconds after start of the first retention pass
+PRUNE_EVERY = 3600.0  # seconds between retention passes
+PRUNE_BATCH = 500  # rows per retention transaction: polls wait at most one batch
 
 
 def sd_notify(state: str) -> None:
@@ -79,15 +99,60 @@ def secrets_of(*configs: Config) -> list[str]:
     return [*urls, *tokens]  # a token has no "://": the redactor hides all of it
 
 
+def watchdog_enabled() -> bool:
+    """Whether systemd asked this process for watchdog pings (WatchdogSec=)."""
+    if not os.environ.get("WATCHDOG_USEC"):
+        return False
+    pid = os.environ.get("WATCHDOG_PID")
+    return pid is None or pid == str(os.getpid())
+
+
+def reloading_message() -> str:
+    """RELOADING=1 with the monotonic timestamp systemd (253+, notify-reload) wants."""
+    usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    return f"RELOADING=1\nMONOTONIC_USEC={usec}"
+
+
+def config_stamp(path: os.PathLike[str] | str) -> tuple[int, int, int] | None:
+    """What changes when a file is written in place or replaced by a rename."""
+    try:
+        st = os.stat(path)
+    except OSError:  # between an editor's unlink and rename, or removed
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def config_digest(path: os.PathLike[str] | str) -> str | None:
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()
+    except OSError:
+        return None
+
+
 def fetch_settings(config: Config) -> tuple[object, ...]:
     s = config.settings
     return (s.timeout, s.max_bytes, s.concurrency, s.user_agent, s.per_host)
 
 
 class Daemon:
-    def __init__(self, app: App, reload: Callable[[], Config]) -> None:
+    def __init__(
+        self, app: App, reload: Callable[[], Config], lock: DaemonLock | None = None
+    ) -> None:
         self.app = app
         self.reload_config = reload
+        self.lock = lock or DaemonLock()
+        self.exit_code = 0
+        self.watchdog = watchdog_enabled()
+        self._reloading = asyncio.Lock()
+        self._loaded: tuple[tuple[int, int, int] | None, str | None] = (None, None)
+        self._seen_stamp: tuple[int, int, int] | None = None
+        self._started = app.clock()
+        self._pass_at: datetime | None = None  # the last finished poll
+        self._pruned_at: datetime | None = None
+        self._beat_due = 0.0
+        self._prune_due = time.monotonic() + PRUNE_FIRST
+        self._pruning = False
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.stopping = asyncio.Event()
         self.senders: dict[str, asyncio.Task[None]] = {}
@@ -111,17 +176,64 @@ class Daemon:
             return
         self._ticking = True
         try:
-            due = await asyncio.to_thread(pipeline.due_feeds, self.app, set(self.running))
-            room = self.app.config.settings.concurrency - len(self.running)
-            self._backlog = len(due) > room
-            for feed in due[: max(room, 0)]:
-                self._start_poll(feed)
-            self.app.observer.tick()
-        except StorageError as exc:
-            log.error("cannot read which feeds are due: %s", exc)
-            self.app.observer.tick(one_line(str(exc))[:300])
+            try:
+                due = await asyncio.to_thread(pipeline.due_feeds, self.app, set(self.running))
+                room = self.app.config.settings.concurrency - len(self.running)
+                self._backlog = len(due) > room
+                for feed in due[: max(room, 0)]:
+                    self._start_poll(feed)
+                self.app.observer.tick()
+            except StorageError as exc:
+                log.error("cannot read which feeds are due: %s", exc)
+                self.app.observer.tick(one_line(str(exc))[:300])
+            await self.after_tick()
         finally:
             self._ticking = False
+
+    async def after_tick(self) -> None:
+        """What the tick does besides polling; each part is cheap unless its time has come."""
+        if self.stopping.is_set():
+            return
+        await self.check_lock()
+        self.watch_config()
+        await self.beat()
+        self.start_pruning()
+        if self.watchdog:  # the loop did its work: tell systemd it is alive
+            sd_notify("WATCHDOG=1")
+
+    async def check_lock(self) -> None:
+        """Stop (exit 1) if another daemon took the database's lock while ours was lost."""
+        try:
+            held = await asyncio.to_thread(self.lock.check)
+        except StorageError as exc:
+            log.error("cannot check the daemon lock: %s", exc)
+            return
+        if not held:
+            log.error(
+                "another `monitor run` took this database's daemon lock while our database "
+                "session was lost: stopping, so that only one runs"
+            )
+            self.exit_code = 1
+            self.stopping.set()
+
+    async def beat(self, force: bool = False) -> None:
+        """Write the heartbeat `monitor health` reads, at most every HEARTBEAT_EVERY."""
+        if not force and time.monotonic() < self._beat_due:
+            return
+        self._beat_due = time.monotonic() + HEARTBEAT_EVERY
+        beat = Heartbeat(
+            host=socket.gethostname()[:200],
+            pid=os.getpid(),
+            started_at=self._started,
+            ticked_at=self.app.clock(),
+            pass_at=self._pass_at,
+            pruned_at=self._pruned_at,
+        )
+        try:
+            async with self.app.write_lock():
+                await asyncio.to_thread(self.app.store.beat, beat)
+        except StorageError as exc:
+            log.error("cannot write the heartbeat: %s", exc)
 
     def _start_poll(self, feed: FeedConfig) -> None:
         assert self.fetcher is not None
@@ -135,6 +247,7 @@ class Daemon:
         started = time.perf_counter()
         try:
             outcome = await pipeline.poll_feed(self.app, feed, fetcher, forced=False)
+            self._pass_at = self.app.clock()
             self.report(outcome, time.perf_counter() - started)
         except asyncio.CancelledError:
             if task in self.superseded:
@@ -222,6 +335,75 @@ class Daemon:
             "%d feeds enabled (%d changed)", len(self.app.snapshot.enabled_feeds), len(changed)
         )
 
+    # --- config file watching ------------------------------------------------------------
+
+    def remember_config(self) -> None:
+        """Note the file about to be loaded, so that only a later change reloads it."""
+        path = self.app.config.path
+        self._loaded = (config_stamp(path), config_digest(path))
+        self._seen_stamp = self._loaded[0]
+
+    def watch_config(self) -> None:
+        """Reload like SIGHUP when config.toml changed and has held still for one tick."""
+        if not self.app.config.settings.watch_config:
+            return
+        path = self.app.config.path
+        stamp = config_stamp(path)
+        if stamp is None or stamp == self._loaded[0]:
+            self._seen_stamp = stamp
+            return
+        if stamp != self._seen_stamp:  # still being written, maybe: look again next tick
+            self._seen_stamp = stamp
+            return
+        if config_digest(path) == self._loaded[1]:  # touched, not changed
+            self._loaded = (stamp, self._loaded[1])
+            return
+        log.info("%s changed: reloading it", path)
+        self._background(self.reload())
+
+    # --- retention -----------------------------------------------------------------------
+
+    def start_pruning(self) -> None:
+        retention = self.app.config.settings.retention
+        if retention is None or self._pruning or time.monotonic() < self._prune_due:
+            return
+        self._prune_due = time.monotonic() + PRUNE_EVERY
+        self._background(self.prune(retention))
+
+    async def prune(self, retention: timedelta) -> None:
+        """One retention pass, in batches of PRUNE_BATCH rows (each its own transaction,
+        under the write lock, so polls wait at most one batch)."""
+        self._pruning = True
+        store = self.app.store
+        items = matches = alerts = 0
+        try:
+            while not self.stopping.is_set():
+                now = self.app.clock()
+                async with self.app.write_lock():
+                    pruned = await asyncio.to_thread(store.prune, now - retention, now, PRUNE_BATCH)
+                items, matches, alerts = (
+                    items + pruned.items,
+                    matches + pruned.matches,
+                    alerts + pruned.alerts,
+                )
+                if not pruned:
+                    break
+            if items or matches or alerts:
+                async with self.app.write_lock():
+                    await asyncio.to_thread(store.reclaim_space)
+                log.info(
+                    "retention: %d items emptied (their identity kept), %d matches and %d "
+                    "delivered alerts deleted",
+                    items,
+                    matches,
+                    alerts,
+                )
+            self._pruned_at = self.app.clock()
+        except StorageError as exc:
+            log.error("retention pass stopped: %s", exc)
+        finally:
+            self._pruning = False
+
     # --- alerts --------------------------------------------------------------------------
 
     async def take_over_leases(self) -> None:
@@ -299,7 +481,17 @@ class Daemon:
     # --- signals -------------------------------------------------------------------------
 
     async def reload(self) -> None:
+        """Re-read config.toml (SIGHUP or a saved file); systemd hears RELOADING, READY."""
+        async with self._reloading:
+            sd_notify(reloading_message())
+            try:
+                await self._reload()
+            finally:
+                sd_notify("READY=1")
+
+    async def _reload(self) -> None:
         previous = self.app.config
+        self.remember_config()
         try:
             config = await asyncio.to_thread(self.reload_config)
         except ConfigError as exc:
@@ -357,6 +549,8 @@ class Daemon:
         await self.fetcher.open()
         try:
             await asyncio.to_thread(self.spread_start)
+            self.remember_config()
+            await self.beat(force=True)
             self.scheduler.add_job(
                 self.tick,
                 IntervalTrigger(seconds=TICK.total_seconds()),
@@ -402,13 +596,13 @@ class Daemon:
             if self.web is not None:
                 await self.web.stop()
         log.info("stopped")
-        return 0
+        return self.exit_code
 
 
 def run_daemon(config: Config, reload: Callable[[], Config]) -> int:
     store = Store.open(config.settings.database)
     try:
-        with store.only_instance():
+        with store.only_instance() as lock:
             app = make_app(config, store=store)
             if config.settings.http is not None:
                 app.observer = metrics = Metrics()
@@ -418,7 +612,7 @@ def run_daemon(config: Config, reload: Callable[[], Config]) -> int:
                     (r.name for r in config.rules),
                 )
             try:
-                return asyncio.run(Daemon(app, reload).run())
+                return asyncio.run(Daemon(app, reload, lock).run())
             finally:
                 app.close()
     finally:

@@ -34,6 +34,10 @@ class Settings:
     ops_channels: tuple[str, ...] = ()  # where feed-health alerts go (none by default)
     http: str | None = None  # "host:port" of the status/metrics server in `monitor run`
     http_token: str | None = None  # bearer token the server requires (a secret)
+    watch_config: bool = True  # the daemon reloads config.toml when the file changes
+    # items, matches and delivered alerts older than this are pruned (None: kept for ever);
+    # an item's identity (feed, key) is always kept, so it is never alerted again
+    retention: timedelta | None = timedelta(days=90)
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,3 +323,27 @@ class StoredItem:
     link: str | None
     published: datetime | None
     first_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """What the running daemon last wrote about itself (`Store.beat`, `monitor health`)."""
+
+    host: str
+    pid: int
+    started_at: datetime
+    ticked_at: datetime  # the scheduler's last tick
+    pass_at: datetime | None = None  # a feed's poll last finished
+    pruned_at: datetime | None = None  # retention last ran
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """One retention batch: rows deleted or emptied."""
+
+    items: int = 0
+    matches: int = 0
+    alerts: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.items or self.matches or self.alerts)

@@ -35,6 +35,7 @@ def config(srv: FeedServer, hook: WebhookServer, tmp: Path, extra: str = "") -> 
 database = "sqlite:///{tmp / "monitor.db"}"
 interval = "1h"
 timeout = "5s"
+watch_config = false
 [channels]
 hook = "{hook.apprise_url()}"
 [[feeds]]
@@ -118,7 +119,11 @@ def test_run_alerts_reloads_and_stops_cleanly(
                 proc.kill()
                 proc.wait()
             log.close()
-        assert received(notify_socket[1]) == ["READY=1", "STOPPING=1"]
+        messages = received(notify_socket[1])
+        assert messages[0] == "READY=1" and messages[-1] == "STOPPING=1", messages
+        # each SIGHUP: RELOADING=1 (with MONOTONIC_USEC), then READY=1 again
+        reloads = messages[1:-1]
+        assert [m.split("\n")[0] for m in reloads] == ["RELOADING=1", "READY=1"] * 2, messages
         text = (tmp_path / "daemon.log").read_text()
         assert "Traceback" not in text
         assert len(hook.requests) == 2  # nothing sent twice

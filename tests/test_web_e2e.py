@@ -235,7 +235,7 @@ def test_health_without_the_server_reads_the_database(tmp_path: Path) -> None:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert result.returncode == 1, result
-    assert "no feed has been polled yet" in result.stdout
+    assert "no `monitor run` has ever written a heartbeat" in result.stdout
 
 
 def test_health_says_when_the_server_does_not_answer(tmp_path: Path) -> None:

@@ -290,6 +290,8 @@ class _Loader:
             ops_channels=unique(model.ops_channels),
             http=model.http,
             http_token=model.http_token,
+            watch_config=model.watch_config,
+            retention=model.retention,
         )
 
     def ops_channels(self, settings: Settings) -> None:

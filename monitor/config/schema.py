@@ -262,6 +262,16 @@ def _http_token(value: str) -> str:
     return value
 
 
+MIN_RETENTION = timedelta(days=1)
+
+
+def _retention(value: object) -> timedelta | None:
+    """`"90d"` (at least a day) or `"off"` (None: nothing is pruned)."""
+    if value == "off":
+        return None
+    return _duration(MIN_RETENTION)(value)
+
+
 Interval = Annotated[timedelta, BeforeValidator(_duration(MIN_INTERVAL))]
 Timeout = Annotated[timedelta, BeforeValidator(_duration(MIN_TIMEOUT))]
 MaxAge = Annotated[timedelta, BeforeValidator(_duration(timedelta(seconds=1)))]
@@ -297,6 +307,9 @@ class MonitorModel(Model):
     ops_channels: list[Name] = []
     http: Annotated[str, AfterValidator(_http_address)] | None = None
     http_token: Annotated[str, AfterValidator(_http_token)] | None = None
+
+    watch_config: bool = DEFAULTS.watch_config
+    retention: Annotated[timedelta | None, BeforeValidator(_retention)] = DEFAULTS.retention
 
 
 class FeedModel(Model):

@@ -4,8 +4,10 @@ feeds      one row per configured feed: HTTP validators and polling state
 items      every entry ever seen, unique per (feed, key): the seen-set that stops re-alerts
 matches    every (item, rule) match, alerted or not
 rule_links (rule, canonical link) already alerted: one alert per article and rule
-outbox     one row per (item, channel), written with its matches, deleted never; feed-health
-           alerts have no item
+outbox     one row per (item, channel), written with its matches; feed-health alerts have no
+           item; delivered rows are pruned after `retention`, as are matches and items
+heartbeat  the running daemon's last tick and poll (`monitor health`)
+item_keys  (feed, key) of items retention deleted: still seen, never stored or alerted again
 """
 
 from __future__ import annotations
@@ -110,6 +112,8 @@ class ItemRow(Base):
     text: Mapped[str] = mapped_column(Text)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # as the feed says
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # retention dropped title and text (they are ""): only the identity (feed, key) is left
+    pruned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class MatchRow(Base):
@@ -157,3 +161,26 @@ class OutboxRow(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # gave up: see give_up_after
     requeued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # `monitor alerts retry`
+
+
+class HeartbeatRow(Base):
+    """One row per `monitor run` (id 1): written by its tick, read by `monitor health`."""
+
+    __tablename__ = "heartbeat"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ticked_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the scheduler's last tick
+    pass_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a poll last finished
+    pruned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # retention last ran
+
+
+class ItemKeyRow(Base):
+    """The identity of an item retention deleted: (feed, key) stays seen, for ever."""
+
+    __tablename__ = "item_keys"
+
+    feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(600), primary_key=True)

@@ -17,7 +17,7 @@ import logging
 import os
 import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,9 +25,11 @@ from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import (
+    Connection,
     Engine,
     and_,
     create_engine,
+    delete,
     event,
     func,
     inspect,
@@ -52,7 +54,15 @@ from monitor.alerts.decide import (
 )
 from monitor.alerts.outbox import content_from_json, content_to_json, health_to_json
 from monitor.errors import DatabaseSetupError, StorageError
-from monitor.store.models import FeedRow, ItemRow, MatchRow, OutboxRow, RuleLinkRow
+from monitor.store.models import (
+    FeedRow,
+    HeartbeatRow,
+    ItemKeyRow,
+    ItemRow,
+    MatchRow,
+    OutboxRow,
+    RuleLinkRow,
+)
 from monitor.store.owners import OwnerLock, new_owner
 from monitor.types import (
     AlertRecord,
@@ -60,8 +70,10 @@ from monitor.types import (
     FeedConfig,
     FeedHealth,
     HealthAlert,
+    Heartbeat,
     Item,
     Match,
+    Pruned,
 )
 
 # The domain types the store hands back live in monitor.types; re-exported from here.
@@ -167,6 +179,10 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own handling is lazy).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
+    # only in a new, empty database (an existing one: _incremental_vacuum); setting it on
+    # every connection would make each reader wait for the write lock
+    if cursor.execute("PRAGMA page_count").fetchone()[0] == 0:
+        cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
@@ -264,7 +280,10 @@ def make_engine(url: str, read_only: bool = False) -> Engine:
         # Plain postgresql:// would pick psycopg2; psycopg 3 is the driver we depend on.
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     # hide_parameters: an SQL error must never print bound values (feed URLs hold tokens)
-    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    connect_args = {}
+    if "application_name" not in parsed.query:  # pg_stat_activity shows who we are
+        connect_args["application_name"] = "news-monitor"
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True, connect_args=connect_args)
 
 
 _REVISION = re.compile(r'^(down_revision|revision)\s*=\s*(?:"([^"]*)"|None)', re.MULTILINE)
@@ -310,6 +329,118 @@ def migrate(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
+def schema_revisions(url: str) -> tuple[str | None, str]:
+    """(the database's Alembic revision or None, the newest one), migrating nothing."""
+    head = head_revision()
+    try:
+        engine = make_engine(url, read_only=_may_not_write(url))
+        try:
+            current = current_revision(engine)
+        finally:
+            engine.dispose()
+    except (SQLAlchemyError, OSError) as exc:
+        shown = make_url(url).render_as_string(hide_password=True)
+        raise StorageError(f"database {shown}: {_reason(exc)}") from exc
+    return current, head
+
+
+def _incremental_vacuum(engine: Engine) -> None:
+    """SQLite: make the file give back the pages retention frees (auto_vacuum=INCREMENTAL).
+    A new database gets it from the connect hook; an existing one is converted by one VACUUM
+    (needs to rewrite the file once, so it runs once, on the first start after upgrading)."""
+    if engine.dialect.name != "sqlite" or _sqlite_file(str(engine.url)) is None:
+        return
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        if cursor.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+            log.info("converting the SQLite database to incremental vacuum (once)")
+            cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            cursor.execute("VACUUM")
+        cursor.close()
+    finally:
+        raw.close()
+
+
+class DaemonLock:
+    """The one-daemon lock as held by `Store.only_instance`; `check()` (each tick) says
+    whether this daemon still holds it. A file lock (SQLite) cannot be lost."""
+
+    def check(self) -> bool:
+        return True
+
+
+class _PostgresLock(DaemonLock):
+    """A session advisory lock, held on one connection for the daemon's life.
+
+    The lock dies with its session: a server restart or `pg_terminate_backend` drops it
+    silently, and another daemon could then start beside this one. `check` notices (one
+    cheap query on that connection), takes it again on a new connection, and answers False
+    if another daemon was quicker: then this one must stop."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.conn: Connection | None = None
+
+    def take(self) -> bool:
+        conn = self.engine.connect()
+        try:
+            held = bool(
+                conn.execute(select(func.pg_try_advisory_lock(DAEMON_LOCK, _SCHEMA_KEY))).scalar()
+            )
+            conn.commit()
+        except BaseException:
+            conn.close()
+            raise
+        if not held:
+            conn.close()
+            return False
+        self.conn = conn
+        return True
+
+    def check(self) -> bool:
+        if self.conn is not None:
+            try:
+                held = self.conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                        "AND pid = pg_backend_pid() AND granted AND objsubid = 2 "
+                        "AND classid::bigint = :key "
+                        "AND objid::bigint = (hashtext(current_schema())::bigint & 4294967295)"
+                    ),
+                    {"key": DAEMON_LOCK},
+                ).scalar()
+                self.conn.commit()
+                if held:
+                    return True
+            except SQLAlchemyError as exc:
+                log.warning("the daemon lock's database session is gone: %s", _reason(exc))
+            self._drop()
+        try:
+            taken = self.take()
+        except SQLAlchemyError as exc:
+            raise StorageError(f"database: {_reason(exc)}") from exc
+        if taken:
+            log.warning("daemon lock taken again after its database session was lost")
+        return taken
+
+    def _drop(self) -> None:
+        if self.conn is not None:
+            with suppress(SQLAlchemyError):
+                self.conn.close()
+            self.conn = None
+
+    def release(self) -> None:
+        if self.conn is None:
+            return
+        try:
+            self.conn.execute(select(func.pg_advisory_unlock(DAEMON_LOCK, _SCHEMA_KEY)))
+            self.conn.commit()
+        except SQLAlchemyError as exc:  # the session, and with it the lock, is gone
+            log.warning("daemon lock already released: %s", _reason(exc))
+        self._drop()
+
+
 class Store:
     """The database of one monitor: open it once per process with `Store.open(url)`."""
 
@@ -341,6 +472,7 @@ class Store:
             engine = make_engine(url, read_only=read_only)
             if not read_only:
                 migrate(engine)
+                _incremental_vacuum(engine)
         except (SQLAlchemyError, OSError) as exc:
             shown = make_url(url).render_as_string(hide_password=True)
             raise StorageError(f"database {shown}: {_reason(exc)}") from exc
@@ -351,37 +483,30 @@ class Store:
         self.engine.dispose()
 
     @contextmanager
-    def only_instance(self) -> Iterator[None]:
+    def only_instance(self) -> Iterator[DaemonLock]:
         """Hold the database's daemon lock, or raise StorageError if another daemon has it.
 
         Two daemons on one database would poll every feed twice (the outbox leases keep them
         from alerting twice). SQLite: an flock on `<database>.lock` beside the file;
-        PostgreSQL: a session advisory lock, held on one connection for the daemon's life.
+        PostgreSQL: a session advisory lock, held on one connection for the daemon's life
+        (the daemon calls the lock's `check()` each tick: a lost session is noticed).
         `monitor poll` takes no lock: it is safe beside a running daemon.
         """
         url = self.engine.url
         if self.dialect == "postgresql":
-            with self.engine.connect() as conn:
-                held = conn.execute(
-                    select(func.pg_try_advisory_lock(DAEMON_LOCK, _SCHEMA_KEY))
-                ).scalar()
-                conn.commit()
-                if not held:
-                    raise StorageError(
-                        "another `monitor run` is already using this database "
-                        f"(PostgreSQL advisory lock {DAEMON_LOCK} on {url.database})"
-                    )
-                try:
-                    yield
-                finally:
-                    try:
-                        conn.execute(select(func.pg_advisory_unlock(DAEMON_LOCK, _SCHEMA_KEY)))
-                        conn.commit()
-                    except SQLAlchemyError as exc:  # the session, and with it the lock, is gone
-                        log.warning("daemon lock already released: %s", _reason(exc))
+            lock = _PostgresLock(self.engine)
+            if not lock.take():
+                raise StorageError(
+                    "another `monitor run` is already using this database "
+                    f"(PostgreSQL advisory lock {DAEMON_LOCK} on {url.database})"
+                )
+            try:
+                yield lock
+            finally:
+                lock.release()
             return
         if not url.database or url.database == ":memory:":
-            yield
+            yield DaemonLock()
             return
         path = Path(url.database + ".lock")
         with path.open("a") as handle:
@@ -392,7 +517,7 @@ class Store:
                     f"another `monitor run` is already using this database (lock file {path})"
                 ) from None
             try:
-                yield
+                yield DaemonLock()
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
@@ -481,6 +606,7 @@ class Store:
                     .where(FeedRow.name == feed, ItemRow.key.in_(chunk))
                 )
                 seen.update(session.scalars(stmt))
+                seen.update(session.scalars(_pruned_keys(feed, chunk)))
         return seen
 
     def due_feeds(self, now: datetime, names: Collection[str]) -> list[FeedState]:
@@ -827,6 +953,7 @@ class Store:
             .order_by(ItemRow.first_seen_at.desc(), ItemRow.id.desc())
             .limit(limit)
         )
+        stmt = stmt.where(ItemRow.pruned_at.is_(None))  # retention kept only their identity
         if since is not None:
             stmt = stmt.where(ItemRow.first_seen_at >= since)
         with self._read() as session:
@@ -841,6 +968,108 @@ class Store:
                 )
                 for i, feed in session.execute(stmt)
             ]
+
+    # --- heartbeat (monitor health) ------------------------------------------------------
+
+    def beat(self, beat: Heartbeat) -> None:
+        """Write the running daemon's heartbeat (one row)."""
+        with self.transaction() as tx:
+            row = tx.session.get(HeartbeatRow, 1)
+            if row is None:
+                row = HeartbeatRow(id=1)
+                tx.session.add(row)
+            row.host, row.pid, row.started_at = beat.host, beat.pid, beat.started_at
+            row.ticked_at, row.pass_at, row.pruned_at = beat.ticked_at, beat.pass_at, beat.pruned_at
+
+    def heartbeat(self) -> Heartbeat | None:
+        """The last heartbeat a daemon wrote, if any ever did."""
+        with self._read() as session:
+            row = session.get(HeartbeatRow, 1)
+            if row is None:
+                return None
+            return Heartbeat(
+                host=row.host,
+                pid=row.pid,
+                started_at=row.started_at,
+                ticked_at=row.ticked_at,
+                pass_at=row.pass_at,
+                pruned_at=row.pruned_at,
+            )
+
+    # --- retention -----------------------------------------------------------------------
+
+    def prune(self, before: datetime, now: datetime, batch: int = 500) -> Pruned:
+        """One small batch of retention, in one short transaction: delivered alerts and
+        matches from before `before` are deleted; items first seen before it, with no match
+        left, are deleted and their identity (feed, key) kept in item_keys, so they are never
+        stored or alerted again (one a rule alerted, or whose alert is still pending, keeps
+        its row without title, text and links instead). Call until it returns nothing."""
+        with self.transaction() as tx:
+            s = tx.session
+            alerts = s.scalars(
+                select(OutboxRow.id)
+                .where(OutboxRow.delivered_at.is_not(None), OutboxRow.delivered_at < before)
+                .limit(batch)
+            ).all()
+            if alerts:
+                s.execute(delete(OutboxRow).where(OutboxRow.id.in_(alerts)))
+            matches = s.scalars(
+                select(MatchRow.id).where(MatchRow.matched_at < before).limit(batch)
+            ).all()
+            if matches:
+                s.execute(delete(MatchRow).where(MatchRow.id.in_(matches)))
+            has_match = select(MatchRow.id).where(MatchRow.item_id == ItemRow.id).exists()
+            rows = s.execute(
+                select(ItemRow.id, ItemRow.feed_id, ItemRow.key)
+                .where(ItemRow.first_seen_at < before, ItemRow.pruned_at.is_(None), ~has_match)
+                .limit(batch)
+            ).all()
+            items = [r.id for r in rows]
+            if items:
+                # an item some rule alerted stays (rule_links points at it: one alert per
+                # article), as does one whose alert waits in the outbox; both lose their text
+                kept = set(
+                    s.scalars(select(RuleLinkRow.item_id).where(RuleLinkRow.item_id.in_(items)))
+                )
+                kept.update(
+                    s.scalars(select(OutboxRow.item_id).where(OutboxRow.item_id.in_(items)))
+                )
+                gone = [r for r in rows if r.id not in kept]
+                if gone:
+                    s.execute(
+                        tx._insert(ItemKeyRow)
+                        .values([{"feed_id": r.feed_id, "key": r.key} for r in gone])
+                        .on_conflict_do_nothing()
+                    )
+                    s.execute(delete(ItemRow).where(ItemRow.id.in_([r.id for r in gone])))
+                if kept:
+                    s.execute(
+                        update(ItemRow)
+                        .where(ItemRow.id.in_(kept))
+                        .values(
+                            title="",
+                            text="",
+                            guid=None,
+                            link=None,
+                            canonical_link=None,
+                            pruned_at=now,
+                        )
+                    )
+        return Pruned(items=len(items), matches=len(matches), alerts=len(alerts))
+
+    def reclaim_space(self) -> None:
+        """SQLite: give the pages freed by pruning back to the file system."""
+        if self.dialect != "sqlite":
+            return
+        try:
+            raw = self.engine.raw_connection()
+            try:
+                # executescript steps the pragma to its end: execute() frees one page only
+                raw.driver_connection.executescript("PRAGMA incremental_vacuum;")  # type: ignore[union-attr]
+            finally:
+                raw.close()
+        except SQLAlchemyError as exc:
+            raise StorageError(f"database: {_reason(exc)}") from exc
 
 
 class Tx:
@@ -865,6 +1094,7 @@ class Tx:
         meanwhile is not among them. Multi-row statements, a few hundred rows each.
         """
         inserted: dict[str, int] = {}
+        items = self._not_pruned(feed_id, items)
         for start in range(0, len(items), 300):
             rows = [
                 {
@@ -888,6 +1118,17 @@ class Tx:
             )
             inserted.update({key: id_ for key, id_ in self.session.execute(stmt)})
         return inserted
+
+    def _not_pruned(self, feed_id: int, items: Sequence[Item]) -> Sequence[Item]:
+        """`items` but those whose identity retention keeps in item_keys (seen long ago)."""
+        gone: set[str] = set()
+        keys = [i.key for i in items]
+        for start in range(0, len(keys), 500):
+            stmt = select(ItemKeyRow.key).where(
+                ItemKeyRow.feed_id == feed_id, ItemKeyRow.key.in_(keys[start : start + 500])
+            )
+            gone.update(self.session.scalars(stmt))
+        return [i for i in items if i.key not in gone] if gone else items
 
     def claim_link(self, rule: str, link_key: str, item_id: int) -> bool:
         """True when no item has alerted `rule` for this article yet (and records that one has)."""
@@ -998,6 +1239,14 @@ class Tx:
             )
 
 
+def _pruned_keys(feed: str, keys: Sequence[str]) -> Any:
+    return (
+        select(ItemKeyRow.key)
+        .join(FeedRow, FeedRow.id == ItemKeyRow.feed_id)
+        .where(FeedRow.name == feed, ItemKeyRow.key.in_(keys))
+    )
+
+
 def _may_not_write(url: str) -> bool:
     """A SQLite database that exists but that this user may not write (file or folder)."""
     if make_url(url).get_backend_name() != "sqlite":
@@ -1015,6 +1264,7 @@ def _reason(exc: BaseException) -> str:
 
 
 __all__ = [
+    "DaemonLock",
     "FeedState",
     "PendingAlert",
     "Recorded",
