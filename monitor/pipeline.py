@@ -46,6 +46,7 @@ from monitor.store.repo import PendingAlert, Recorded
 from monitor.types import (
     AlertContent,
     ChannelConfig,
+    DigestContent,
     FeedConfig,
     FeedState,
     FetchRequest,
@@ -360,9 +361,10 @@ async def drain_channel(
         if alert is None:
             break
         tried.add(alert.id)
+        tried.update(alert.members)
         content = alert.content
         started = time.perf_counter()
-        if isinstance(content, AlertContent):  # rendered per URL, in its own format
+        if isinstance(content, AlertContent | DigestContent):  # per URL, in its own format
             outcome = await asyncio.to_thread(_send_alert, channel, content)
         elif isinstance(content, HealthAlert):  # feed health (issue 8): plain text
             outcome = await asyncio.to_thread(_send, channel, render_health(content))
@@ -424,7 +426,7 @@ def _send(channel: ChannelConfig, message: Message) -> DeliveryOutcome:
     return send(channel, message)
 
 
-def _send_alert(channel: ChannelConfig, content: AlertContent) -> DeliveryOutcome:
+def _send_alert(channel: ChannelConfig, content: AlertContent | DigestContent) -> DeliveryOutcome:
     from monitor.alerts.deliver import send_alert  # deferred on purpose, see above
 
     return send_alert(channel, content)

@@ -8,11 +8,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from enum import Enum, StrEnum
 from pathlib import Path
 
 # --- configuration -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AlertTiming:
+    """When a rule's alerts go out (issue 9): at once, or batched in digests.
+
+    - `digest`: None (each alert at once), a period (every `1h`, windows counted from local
+      midnight) or a daily local time (`08:00`);
+    - `quiet_hours`: (start, end) local times; alerts due inside are held until `end` and go
+      out as one digest;
+    - `max_per_hour`: at most this many immediate alerts per rule and channel in any 60
+      minutes; the rest fold into the next digest (the rule's digest window, else the next
+      full local hour).
+    """
+
+    digest: timedelta | time | None = None
+    quiet_hours: tuple[time, time] | None = None
+    max_per_hour: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +52,10 @@ class Settings:
     ops_channels: tuple[str, ...] = ()  # where feed-health alerts go (none by default)
     http: str | None = None  # "host:port" of the status/metrics server in `monitor run`
     http_token: str | None = None  # bearer token the server requires (a secret)
+    timezone: str = "UTC"  # IANA name: local times of digests and quiet hours
+    timing: AlertTiming = AlertTiming()  # the rules' default digest / quiet hours / cap
+    story_similarity: float = 0.5  # near-duplicate stories: estimated Jaccard of shingles
+    story_window: timedelta = timedelta(hours=48)  # how far back a story's first copy is found
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +84,7 @@ class RuleConfig:
     transliterate: bool = False  # rule words also match in the other script (Latin/Cyrillic)
     feeds: tuple[str, ...] | None = None  # None: every feed
     exclude_feeds: tuple[str, ...] = ()
+    timing: AlertTiming = AlertTiming()  # resolved: the rule's keys, else [monitor]'s
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +202,16 @@ class AlertContent:
     matches: tuple[Match, ...]
     alert_id: str  # stable across retries, so receivers can drop a duplicate
     item_id: str = ""  # the same for every channel: correlates one item's alerts
+    also: tuple[str, ...] = ()  # feeds that reported the same story later (filled at sending)
+
+
+@dataclass(frozen=True, slots=True)
+class DigestContent:
+    """One message listing several alerts of one channel, sent together (issue 9)."""
+
+    items: tuple[AlertContent, ...]
+    alert_id: str  # stable for the digest (from its key), so receivers can dedupe
+    due: datetime  # the end of the window it collects
 
 
 class FeedHealth(StrEnum):
@@ -266,10 +299,12 @@ class PendingAlert:
     id: int
     channel: str
     alert_id: str
-    content: AlertContent | HealthAlert | Message  # Message: rows rendered before 0003
+    # Message: rows rendered before 0003; DigestContent: the rows of one digest, leased together
+    content: AlertContent | HealthAlert | Message | DigestContent
     attempts: int
     lease: datetime  # our hold on the row: the token for mark_delivered / mark_failed
     since: datetime | None = None  # queued (or requeued) at: `give_up_after` counts from here
+    members: tuple[int, ...] = ()  # a digest: the ids of all its rows (all under this lease)
 
 
 class AlertState(StrEnum):
@@ -309,6 +344,10 @@ class StoredMatch:
     terms: tuple[str, ...]
     snippet: str
     alerted: bool
+    # one story, several feeds (issue 9): the feeds whose near-copies were folded into this
+    # item, and, for a copy, the feed of the story's first item
+    also_reported_by: tuple[str, ...] = ()
+    copy_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,7 +73,7 @@ from monitor.config.schema import (
 from monitor.errors import ConfigError
 from monitor.rules.lint import flood_warnings
 from monitor.rules.match import CompiledRule
-from monitor.types import ChannelConfig, Config, FeedConfig, RuleConfig, Settings
+from monitor.types import AlertTiming, ChannelConfig, Config, FeedConfig, RuleConfig, Settings
 
 
 def resolve_config_path(arg: str | None, env: Mapping[str, str]) -> Path:
@@ -290,6 +290,10 @@ class _Loader:
             ops_channels=unique(model.ops_channels),
             http=model.http,
             http_token=model.http_token,
+            timezone=model.timezone,
+            timing=timing(model, AlertTiming()),
+            story_similarity=model.story_similarity,
+            story_window=model.story_window,
         )
 
     def ops_channels(self, settings: Settings) -> None:
@@ -437,6 +441,7 @@ class _Loader:
                 transliterate=model.transliterate,
                 feeds=None if model.feeds is None else unique(model.feeds),
                 exclude_feeds=unique(model.exclude_feeds),
+                timing=timing(model, settings.timing),
             )
             if removed & MATCHING_KEYS:
                 ok = False  # what is left cannot be judged without the key that failed
@@ -468,6 +473,19 @@ class _Loader:
                     self.problem((*loc, key, j), f'unknown feed "{cut(name)}"{hint}')
                     ok = False
         return ok
+
+
+def timing(model: MonitorModel | RuleModel, default: AlertTiming) -> AlertTiming:
+    """A rule's (or [monitor]'s) digest, quiet hours and cap: its own keys, else `default`;
+    "off" and 0 switch a default off."""
+    digest = default.digest if model.digest is None else model.digest
+    quiet = default.quiet_hours if model.quiet_hours is None else model.quiet_hours
+    cap = default.max_per_hour if model.max_per_hour is None else model.max_per_hour
+    return AlertTiming(
+        digest=None if digest == "off" else digest,
+        quiet_hours=None if quiet == "off" else quiet,
+        max_per_hour=cap or None,
+    )
 
 
 def _related(loc: Loc, tainted: Loc) -> bool:

@@ -18,7 +18,7 @@ import os
 import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -50,18 +50,22 @@ from monitor.alerts.decide import (
     QueuedAlert,
     QueuedHealth,
 )
+from monitor.alerts.digest import CAP_WINDOW, digest_alert_id, digest_key
 from monitor.alerts.outbox import content_from_json, content_to_json, health_to_json
 from monitor.errors import DatabaseSetupError, StorageError
 from monitor.store.models import FeedRow, ItemRow, MatchRow, OutboxRow, RuleLinkRow
 from monitor.store.owners import OwnerLock, new_owner
 from monitor.types import (
+    AlertContent,
     AlertRecord,
     AlertState,
+    DigestContent,
     FeedConfig,
     FeedHealth,
     HealthAlert,
     Item,
     Match,
+    Message,
 )
 
 # The domain types the store hands back live in monitor.types; re-exported from here.
@@ -549,7 +553,7 @@ class Store:
             for match, alerted in stored:
                 tx.insert_match(item_id, match, now, alerted=alerted)
             for alert in queued:
-                tx.enqueue(item_id, alert, now)
+                tx.enqueue(item_id, alert, now, tx.due(alert, now))
             matches += len(stored)
             alerts += len(queued)
             rules.extend(match.rule for match, _ in stored)
@@ -583,6 +587,8 @@ class Store:
             OutboxRow.delivered_at.is_(None),
             OutboxRow.failed_at.is_(None),
             free,
+            # held for a digest or quiet hours: never before its time, `monitor poll` too
+            or_(OutboxRow.due_at.is_(None), OutboxRow.due_at <= now),
         ]
         if skip:
             conditions.append(OutboxRow.id.not_in(list(skip)))
@@ -602,23 +608,88 @@ class Store:
                 ).first()
                 if row is None:
                     return None
+                same = (
+                    [OutboxRow.id == row.id]
+                    if row.digest_key is None
+                    # a digest: every due row of its key, leased in one statement
+                    else [OutboxRow.digest_key == row.digest_key]
+                )
                 taken = tx.session.execute(
                     update(OutboxRow)
-                    .where(OutboxRow.id == row.id, *conditions)
+                    .where(*same, *conditions)
                     .values(leased_until=until, lease_owner=self.owner)
                     .execution_options(synchronize_session=False)
                 )
-                if getattr(taken, "rowcount", 0) == 1:
+                if not getattr(taken, "rowcount", 0):
+                    continue
+                if row.digest_key is None:
                     return PendingAlert(
                         id=row.id,
                         channel=row.channel,
                         alert_id=row.alert_id,
-                        content=content_from_json(row.content),
+                        content=self._with_copies(tx, [row])[0],
                         attempts=row.attempts,
                         lease=until,
                         since=row.requeued_at or row.created_at,
                     )
+                return self._digest(tx, row.digest_key, channel, until)
         return None
+
+    def _digest(self, tx: Tx, key: str, channel: str, until: datetime) -> PendingAlert:
+        """The rows of digest `key` we just leased, as one pending alert."""
+        rows = list(
+            tx.session.scalars(
+                select(OutboxRow)
+                .where(
+                    OutboxRow.channel == channel,
+                    OutboxRow.digest_key == key,
+                    OutboxRow.leased_until == until,
+                    OutboxRow.lease_owner == self.owner,
+                )
+                .order_by(OutboxRow.created_at, OutboxRow.id)
+            )
+        )
+        contents = self._with_copies(tx, rows)
+        items = tuple(c for c in contents if isinstance(c, AlertContent))
+        due = min((r.due_at for r in rows if r.due_at is not None), default=until)
+        since = min(r.requeued_at or r.created_at for r in rows)
+        return PendingAlert(
+            id=rows[0].id,
+            channel=channel,
+            alert_id=digest_alert_id(key),
+            content=DigestContent(items=items, alert_id=digest_alert_id(key), due=due),
+            attempts=max(r.attempts for r in rows),
+            lease=until,
+            since=since,
+            members=tuple(r.id for r in rows),
+        )
+
+    @staticmethod
+    def _with_copies(
+        tx: Tx, rows: Sequence[OutboxRow]
+    ) -> list[AlertContent | HealthAlert | Message]:
+        """The rows' contents, each item alert with the feeds that reported its story too
+        (near-copies stored since it was queued: "also reported by")."""
+        ids = [r.item_id for r in rows if r.item_id is not None]
+        also: dict[int, list[str]] = {}
+        if ids:
+            stmt = (
+                select(ItemRow.story_of, FeedRow.name)
+                .join(FeedRow, FeedRow.id == ItemRow.feed_id)
+                .where(ItemRow.story_of.in_(ids))
+                .order_by(ItemRow.id)
+            )
+            for first, feed in tx.session.execute(stmt):
+                if first is not None and feed not in also.setdefault(first, []):
+                    also[first].append(feed)
+        out: list[AlertContent | HealthAlert | Message] = []
+        for row in rows:
+            content = content_from_json(row.content)
+            if isinstance(content, AlertContent) and row.item_id in also:
+                feeds = tuple(f for f in also[row.item_id] if f != content.feed)
+                content = replace(content, also=feeds)
+            out.append(content)
+        return out
 
     def _hold_owner_lock(self) -> None:
         try:
@@ -697,12 +768,13 @@ class Store:
     def _finish(self, alert: PendingAlert, **values: Any) -> bool:
         try:
             with self.transaction() as tx:
+                ids = list(alert.members) or [alert.id]
                 result = tx.session.execute(
                     update(OutboxRow)
-                    .where(OutboxRow.id == alert.id, OutboxRow.leased_until == alert.lease)
+                    .where(OutboxRow.id.in_(ids), OutboxRow.leased_until == alert.lease)
                     .values(**values)
                 )
-                return getattr(result, "rowcount", 0) == 1
+                return bool(getattr(result, "rowcount", 0))
         except (SQLAlchemyError, StorageError) as exc:
             raise StorageError(f"cannot record alert {alert.alert_id}: {_reason(exc)}") from exc
 
@@ -844,6 +916,7 @@ class Tx:
     def __init__(self, session: Session, dialect: str) -> None:
         self.session = session
         self.dialect = dialect
+        self._recent: dict[tuple[str, str], int] = {}  # (rule, channel): immediate, last hour
 
     def _insert(self, table: Any) -> Any:
         if self.dialect == "postgresql":
@@ -906,7 +979,41 @@ class Tx:
             )
         )
 
-    def enqueue(self, item_id: int, alert: QueuedAlert, now: datetime) -> None:
+    def due(self, alert: QueuedAlert, now: datetime) -> datetime | None:
+        """When this alert goes out (`QueuedAlert.due`, pure), given the immediate alerts of
+        its capped rules on its channel in the last hour; an immediate one is counted."""
+        capped = [t.rule for t in alert.timing if t.cap is not None]
+        recent = {rule: self._immediate(rule, alert.channel, now) for rule in capped}
+        due = alert.due(recent)
+        if due is None:
+            for rule in capped:
+                self._recent[(rule, alert.channel)] += 1
+        return due
+
+    def _immediate(self, rule: str, channel: str, now: datetime) -> int:
+        """Immediate alerts (no digest) of `rule` on `channel` queued in the last hour
+        (cached for the transaction, which adds its own)."""
+        key = (rule, channel)
+        if key not in self._recent:
+            stmt = (
+                select(func.count())
+                .select_from(OutboxRow)
+                .join(MatchRow, MatchRow.item_id == OutboxRow.item_id)
+                .where(
+                    OutboxRow.channel == channel,
+                    OutboxRow.created_at > now - CAP_WINDOW,
+                    OutboxRow.digest_key.is_(None),
+                    MatchRow.rule == rule,
+                    MatchRow.alerted.is_(True),
+                )
+            )
+            self._recent[key] = int(self.session.scalar(stmt) or 0)
+        return self._recent[key]
+
+    def enqueue(
+        self, item_id: int, alert: QueuedAlert, now: datetime, due: datetime | None = None
+    ) -> None:
+        """One outbox row; `due` holds it for the channel's digest due then."""
         self.session.add(
             OutboxRow(
                 item_id=item_id,
@@ -916,6 +1023,8 @@ class Tx:
                 created_at=now,
                 attempts=0,
                 next_attempt_at=now,
+                due_at=due,
+                digest_key=None if due is None else digest_key(alert.channel, due),
             )
         )
 
