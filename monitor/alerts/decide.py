@@ -6,7 +6,8 @@
                   routed to a channel, not catching up) and the alerts per channel
 
 Only one fact needs the database: whether this item is the first to alert a rule for its
-article (the same link reaching the rule through several feeds alerts once). The store claims
+article (the same link reaching the rule through several feeds alerts once) and for its story
+(a near-copy from another feed, `alerts.story`). The store claims
 each wanting rule inside the transaction and `ItemPlan.settle(won)` gives, purely, what is
 stored and queued after the claims. Everything here takes `now` as an argument.
 """
@@ -21,6 +22,7 @@ from functools import cache
 from zoneinfo import ZoneInfo
 
 from monitor.alerts.digest import fold_until, hold_until
+from monitor.alerts.story import Story, story_of
 from monitor.feeds.schedule import after_failure, after_success, effective_interval
 from monitor.feeds.urls import mask_feed_url
 from monitor.snapshot import Snapshot
@@ -150,6 +152,7 @@ class ItemPlan:
     link_key: str  # the article, across feeds
     matches: tuple[MatchPlan, ...]
     alerts: tuple[QueuedAlert, ...]  # as if every wanting rule wins its claim
+    story: Story | None = None  # its near-duplicate fingerprint (None: too short to compare)
 
     def settle(self, won: Collection[str]) -> tuple[list[tuple[Match, bool]], list[QueuedAlert]]:
         """After the claims (`won`: the rules this item was first to alert for its article):
@@ -289,7 +292,9 @@ def decide_item(
             )
             timing = tuple(rule_timing(m.rule, timings.get(m.rule), tz, now) for m in mine)
             alerts.append(QueuedAlert(channel, content, timing))
-    return ItemPlan(item, link_key(feed, item), plans, tuple(alerts))
+    settings = snapshot.config.settings
+    story = story_of(item.title, item.text, settings.story_similarity, settings.story_window)
+    return ItemPlan(item, link_key(feed, item), plans, tuple(alerts), story)
 
 
 def plan_poll(

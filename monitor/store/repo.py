@@ -52,8 +52,16 @@ from monitor.alerts.decide import (
 )
 from monitor.alerts.digest import CAP_WINDOW, digest_alert_id, digest_key
 from monitor.alerts.outbox import content_from_json, content_to_json, health_to_json
+from monitor.alerts.story import Story, signature_from_text, similarity
 from monitor.errors import DatabaseSetupError, StorageError
-from monitor.store.models import FeedRow, ItemRow, MatchRow, OutboxRow, RuleLinkRow
+from monitor.store.models import (
+    FeedRow,
+    ItemRow,
+    MatchRow,
+    OutboxRow,
+    RuleLinkRow,
+    StoryBucketRow,
+)
 from monitor.store.owners import OwnerLock, new_owner
 from monitor.types import (
     AlertContent,
@@ -544,10 +552,13 @@ class Store:
             item_id = ids.get(item_plan.item.key)
             if item_id is None:
                 continue
+            story = tx.story(feed_id, item_id, item_plan.story, now)
             won = {
                 p.match.rule
                 for p in item_plan.matches
-                if p.wants_alert and tx.claim_link(p.match.rule, item_plan.link_key, item_id)
+                if p.wants_alert
+                and tx.claim_link(p.match.rule, item_plan.link_key, item_id)
+                and (story is None or tx.claim_link(p.match.rule, story, item_id))
             }
             stored, queued = item_plan.settle(won)
             for match, alerted in stored:
@@ -870,6 +881,8 @@ class Store:
         if since is not None:
             stmt = stmt.where(MatchRow.matched_at >= since)
         with self._read() as session:
+            found = list(session.execute(stmt))
+            also, first = self._story_feeds(session, [i for _, i, _ in found])
             return [
                 StoredMatch(
                     rule=m.rule,
@@ -882,9 +895,40 @@ class Store:
                     terms=tuple(json.loads(m.terms)),
                     snippet=m.snippet,
                     alerted=m.alerted,
+                    also_reported_by=tuple(f for f in also.get(i.id, ()) if f != feed),
+                    copy_of=first.get(i.story_of) if i.story_of is not None else None,
                 )
-                for m, i, feed in session.execute(stmt)
+                for m, i, feed in found
             ]
+
+    @staticmethod
+    def _story_feeds(
+        session: Session, items: Sequence[ItemRow]
+    ) -> tuple[dict[int, list[str]], dict[int, str]]:
+        """For these items: the feeds of each one's later copies, and the feed of each
+        copy's first item."""
+        ids = list({i.id for i in items})
+        roots = list({i.story_of for i in items if i.story_of is not None})
+        also: dict[int, list[str]] = {}
+        first: dict[int, str] = {}
+        for start in range(0, len(ids), 500):
+            stmt = (
+                select(ItemRow.story_of, FeedRow.name)
+                .join(FeedRow, FeedRow.id == ItemRow.feed_id)
+                .where(ItemRow.story_of.in_(ids[start : start + 500]))
+                .order_by(ItemRow.id)
+            )
+            for root, feed in session.execute(stmt):
+                if root is not None and feed not in also.setdefault(root, []):
+                    also[root].append(feed)
+        for start in range(0, len(roots), 500):
+            stmt = (
+                select(ItemRow.id, FeedRow.name)
+                .join(FeedRow, FeedRow.id == ItemRow.feed_id)
+                .where(ItemRow.id.in_(roots[start : start + 500]))
+            )
+            first.update({id_: feed for id_, feed in session.execute(stmt)})
+        return also, first
 
     def items(self, limit: int = 10_000, since: datetime | None = None) -> list[StoredItem]:
         """The newest stored items (first seen at or after `since`), for backtesting a rule."""
@@ -956,6 +1000,42 @@ class Tx:
             )
             inserted.update({key: id_ for key, id_ in self.session.execute(stmt)})
         return inserted
+
+    def story(self, feed_id: int, item_id: int, story: Story | None, now: datetime) -> str | None:
+        """The story key this item alerts under (`story:<first item id>`), after linking it
+        to the first item of its story when a close one from another feed was stored within
+        the window; None when it has no fingerprint. Candidates come from the indexed LSH
+        buckets; their signatures decide."""
+        if story is None:
+            return None
+        stmt = (
+            select(ItemRow.id, ItemRow.story_sig, ItemRow.story_of)
+            .join(StoryBucketRow, StoryBucketRow.item_id == ItemRow.id)
+            .where(
+                StoryBucketRow.bucket.in_(list(story.buckets)),
+                StoryBucketRow.seen_at >= now - story.window,
+                ItemRow.feed_id != feed_id,
+            )
+            .distinct()
+            .order_by(ItemRow.id)
+        )
+        best: tuple[float, int] | None = None
+        for other, sig, first in self.session.execute(stmt):
+            score = similarity(story.signature, signature_from_text(sig))
+            if score >= story.threshold and (best is None or score > best[0]):
+                best = (score, first or other)
+        root = item_id if best is None else best[1]
+        self.session.execute(
+            update(ItemRow)
+            .where(ItemRow.id == item_id)
+            .values(story_sig=story.text, story_of=None if best is None else root)
+        )
+        self.session.execute(
+            self._insert(StoryBucketRow)
+            .values([{"bucket": b, "item_id": item_id, "seen_at": now} for b in set(story.buckets)])
+            .on_conflict_do_nothing()
+        )
+        return f"story:{root}"
 
     def claim_link(self, rule: str, link_key: str, item_id: int) -> bool:
         """True when no item has alerted `rule` for this article yet (and records that one has)."""
