@@ -96,6 +96,18 @@ class ChannelConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TemplateConfig:
+    """A `[[templates]]` entry: Jinja2 sources (read at load) for an alert's subject and body,
+    used for the alerts of `rules` (first) or of `channels`."""
+
+    name: str
+    subject: tuple[str, str] | None = None  # (file, source)
+    body: tuple[str, str] | None = None
+    channels: tuple[str, ...] = ()
+    rules: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """A validated config.toml."""
 
@@ -105,6 +117,15 @@ class Config:
     feeds: tuple[FeedConfig, ...]
     rules: tuple[RuleConfig, ...]
     warnings: tuple[str, ...] = ()  # `monitor check` shows these; they are not errors
+    templates: tuple[TemplateConfig, ...] = ()
+
+    def template_for(self, channel: str, rules: tuple[str, ...]) -> TemplateConfig | None:
+        """The template of an alert: the first of its rules that has one, else its channel's."""
+        for rule in rules:
+            for t in self.templates:
+                if rule in t.rules:
+                    return t
+        return next((t for t in self.templates if channel in t.channels), None)
 
     def channel(self, name: str) -> ChannelConfig | None:
         return next((c for c in self.channels if c.name == name), None)

@@ -59,7 +59,7 @@ from monitor.alerts.render import (
 from monitor.alerts.secrets import MASK, Secrets, configure_apprise_logging, redact
 from monitor.alerts.secrets import SecretRedactor as SecretRedactor  # where it used to be
 from monitor.textutil import one_line
-from monitor.types import AlertContent, ChannelConfig, DigestContent, Message
+from monitor.types import AlertContent, ChannelConfig, DigestContent, Message, TemplateConfig
 
 SEND_TIMEOUT = 60.0  # seconds for a whole send through one channel (all its URLs)
 REASON_MAX = 300  # characters of a failure reason
@@ -264,7 +264,9 @@ class Channel:
             return self._fail(f"{type(exc).__name__}: {exc}")
         return self._notify(notifier, message)
 
-    def send_alert(self, alert: AlertContent | DigestContent) -> DeliveryOutcome:
+    def send_alert(
+        self, alert: AlertContent | DigestContent, template: TemplateConfig | None = None
+    ) -> DeliveryOutcome:
         """Send an alert in each URL's own format (`service_format`): HTML e-mail with an
         `X-Alert-Id` header, Markdown (Slack: mrkdwn through Apprise), a webhook's JSON with
         an `alert` object of structured fields, plain text otherwise. Ok only if every URL
@@ -294,12 +296,28 @@ class Channel:
             return self._fail(f"{type(exc).__name__}: {exc}")
         failures = []
         for kind, notifier in groups.items():
-            outcome = self._notify(notifier, render_for(kind, alert))
+            outcome = self._notify(notifier, self._message(kind, alert, template))
             if not outcome.ok:
                 failures.append(outcome.error or "failed")
         if failures:
             return DeliveryOutcome(ok=False, error=one_line("; ".join(failures), REASON_MAX))
         return DeliveryOutcome(ok=True)
+
+    def _message(
+        self, kind: str, alert: AlertContent | DigestContent, template: TemplateConfig | None
+    ) -> Message:
+        built = render_for(kind, alert)
+        if template is None or not isinstance(alert, AlertContent):
+            return built
+        from monitor.alerts.templates import TemplateProblem, apply
+
+        try:
+            return apply(template, alert, self.name, kind, built)
+        except TemplateProblem as exc:  # checked at load; never lose the alert over it
+            logging.getLogger("monitor.alerts").warning(
+                "template %s: %s; the built-in format was sent", template.name, exc
+            )
+            return built
 
     def _notify(self, notifier: Any, message: Message) -> DeliveryOutcome:
         formats = {"html": apprise.NotifyFormat.HTML, "markdown": apprise.NotifyFormat.MARKDOWN}
@@ -384,7 +402,11 @@ def service_format(service: Any) -> str:
 
 
 def send_alert(
-    channel: ChannelConfig, alert: AlertContent | DigestContent, *, timeout: float = SEND_TIMEOUT
+    channel: ChannelConfig,
+    alert: AlertContent | DigestContent,
+    *,
+    timeout: float = SEND_TIMEOUT,
+    template: TemplateConfig | None = None,
 ) -> DeliveryOutcome:
     """Send one alert, in each URL's own format, through a channel built for this call."""
     try:
@@ -392,7 +414,7 @@ def send_alert(
     except Exception as exc:
         reason = redact(one_line(f"{type(exc).__name__}: {exc}"), channel.urls)
         return DeliveryOutcome(ok=False, error=one_line(reason, REASON_MAX))
-    return built.send_alert(alert)
+    return built.send_alert(alert, template)
 
 
 def send(

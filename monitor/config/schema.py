@@ -389,11 +389,20 @@ class RuleModel(Model):
     max_per_hour: MaxPerHour | None = None
 
 
+class TemplateModel(Model):
+    name: Name
+    subject: Annotated[str, Field(min_length=1)] | None = None  # a file, relative to config
+    body: Annotated[str, Field(min_length=1)] | None = None
+    channels: list[Name] = []
+    rules: list[Name] = []
+
+
 SECTIONS: dict[str, type[Model] | None] = {
     "monitor": MonitorModel,
     "channels": None,
     "feeds": FeedModel,
     "rules": RuleModel,
+    "templates": TemplateModel,
 }
 
 MESSAGES = {
