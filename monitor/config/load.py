@@ -476,6 +476,8 @@ class _Loader:
         """`[[templates]]`: Jinja2 files for alerts of some rules or channels, compiled and
         rendered against a sample alert in every format now (`alerts.templates`), so a
         syntax error or an unknown variable is a problem with its file and line."""
+        if not entries:
+            return ()  # Jinja2 is imported only for a config that has templates
         from monitor.alerts.templates import TemplateProblem, check_template
 
         out: list[TemplateConfig] = []
