@@ -221,6 +221,8 @@ def cmd_matches(args: argparse.Namespace) -> int:
             "terms": list(m.terms),
             "snippet": m.snippet,
             "alerted": m.alerted,
+            "also_reported_by": list(m.also_reported_by),
+            "copy_of": m.copy_of,
         }
         for m in found
     ]
@@ -229,10 +231,12 @@ def cmd_matches(args: argparse.Namespace) -> int:
         print()
     elif args.format == "csv":
         writer = csv.writer(sys.stdout)
-        writer.writerow([*CSV_COLUMNS, "alerted"])
+        writer.writerow([*CSV_COLUMNS, "alerted", "also_reported_by", "copy_of"])
         for record in records:
             cells = [_csv_cell(record[key]) for key in CSV_COLUMNS]
-            writer.writerow([*cells, "true" if record["alerted"] else "false"])
+            alerted = "true" if record["alerted"] else "false"
+            story = [_csv_cell(record["also_reported_by"]), _csv_cell(record["copy_of"])]
+            writer.writerow([*cells, alerted, *story])
     else:
         rows = [
             [
@@ -244,6 +248,7 @@ def cmd_matches(args: argparse.Namespace) -> int:
                 m.link or "",
                 ", ".join(m.terms),
                 _when(m.published)[:16],
+                ", ".join(m.also_reported_by) or (f"copy of {m.copy_of}" if m.copy_of else ""),
                 one_line(m.snippet),
             ]
             for m in found
@@ -257,6 +262,7 @@ def cmd_matches(args: argparse.Namespace) -> int:
             "link",
             "terms",
             "published",
+            "also reported by",
             "snippet",
         ]
         width = shutil.get_terminal_size().columns
@@ -356,8 +362,16 @@ _ALERT_DROP = ("title", "next try")
 
 # `matches` table: columns that may be cut (with their narrowest useful width), and those left
 # out, in this order, when even that does not fit the terminal.
-_MATCH_SHRINK = {"title": 24, "link": 20, "terms": 16, "snippet": 30, "rule": 12, "feed": 12}
-_MATCH_DROP = ("snippet", "published")
+_MATCH_SHRINK = {
+    "title": 24,
+    "link": 20,
+    "terms": 16,
+    "snippet": 30,
+    "rule": 12,
+    "feed": 12,
+    "also reported by": 16,
+}
+_MATCH_DROP = ("snippet", "published", "also reported by")
 
 
 def _csv_cell(value: object) -> str:

@@ -46,6 +46,7 @@ from monitor.store.repo import PendingAlert, Recorded
 from monitor.types import (
     AlertContent,
     ChannelConfig,
+    DigestContent,
     FeedConfig,
     FeedState,
     FetchRequest,
@@ -56,6 +57,7 @@ from monitor.types import (
     Message,
     ParsedFeed,
     PollStatus,
+    TemplateConfig,
 )
 
 if TYPE_CHECKING:
@@ -360,10 +362,15 @@ async def drain_channel(
         if alert is None:
             break
         tried.add(alert.id)
+        tried.update(alert.members)
         content = alert.content
         started = time.perf_counter()
-        if isinstance(content, AlertContent):  # rendered per URL, in its own format
-            outcome = await asyncio.to_thread(_send_alert, channel, content)
+        if isinstance(content, AlertContent | DigestContent):  # per URL, in its own format
+            template = None
+            if isinstance(content, AlertContent):
+                rules = tuple(m.rule for m in content.matches)
+                template = app.snapshot.config.template_for(name, rules)
+            outcome = await asyncio.to_thread(_send_alert, channel, content, template)
         elif isinstance(content, HealthAlert):  # feed health (issue 8): plain text
             outcome = await asyncio.to_thread(_send, channel, render_health(content))
         else:  # a row rendered before revision 0003: sent as it was
@@ -424,10 +431,14 @@ def _send(channel: ChannelConfig, message: Message) -> DeliveryOutcome:
     return send(channel, message)
 
 
-def _send_alert(channel: ChannelConfig, content: AlertContent) -> DeliveryOutcome:
+def _send_alert(
+    channel: ChannelConfig,
+    content: AlertContent | DigestContent,
+    template: TemplateConfig | None = None,
+) -> DeliveryOutcome:
     from monitor.alerts.deliver import send_alert  # deferred on purpose, see above
 
-    return send_alert(channel, content)
+    return send_alert(channel, content, template=template)
 
 
 async def _persist(

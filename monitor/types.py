@@ -8,11 +8,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from enum import Enum, StrEnum
 from pathlib import Path
 
 # --- configuration -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AlertTiming:
+    """When a rule's alerts go out (issue 9): at once, or batched in digests.
+
+    - `digest`: None (each alert at once), a period (every `1h`, windows counted from local
+      midnight) or a daily local time (`08:00`);
+    - `quiet_hours`: (start, end) local times; alerts due inside are held until `end` and go
+      out as one digest;
+    - `max_per_hour`: at most this many immediate alerts per rule and channel in any 60
+      minutes; the rest fold into the next digest (the rule's digest window, else the next
+      full local hour).
+    """
+
+    digest: timedelta | time | None = None
+    quiet_hours: tuple[time, time] | None = None
+    max_per_hour: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +56,10 @@ class Settings:
     # items, matches and delivered alerts older than this are pruned (None: kept for ever);
     # an item's identity (feed, key) is always kept, so it is never alerted again
     retention: timedelta | None = timedelta(days=90)
+    timezone: str = "UTC"  # IANA name: local times of digests and quiet hours
+    timing: AlertTiming = AlertTiming()  # the rules' default digest / quiet hours / cap
+    story_similarity: float = 0.5  # near-duplicate stories: estimated Jaccard of shingles
+    story_window: timedelta = timedelta(hours=48)  # how far back a story's first copy is found
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +88,7 @@ class RuleConfig:
     transliterate: bool = False  # rule words also match in the other script (Latin/Cyrillic)
     feeds: tuple[str, ...] | None = None  # None: every feed
     exclude_feeds: tuple[str, ...] = ()
+    timing: AlertTiming = AlertTiming()  # resolved: the rule's keys, else [monitor]'s
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +97,18 @@ class ChannelConfig:
 
     name: str
     urls: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateConfig:
+    """A `[[templates]]` entry: Jinja2 sources (read at load) for an alert's subject and body,
+    used for the alerts of `rules` (first) or of `channels`."""
+
+    name: str
+    subject: tuple[str, str] | None = None  # (file, source)
+    body: tuple[str, str] | None = None
+    channels: tuple[str, ...] = ()
+    rules: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +121,15 @@ class Config:
     feeds: tuple[FeedConfig, ...]
     rules: tuple[RuleConfig, ...]
     warnings: tuple[str, ...] = ()  # `monitor check` shows these; they are not errors
+    templates: tuple[TemplateConfig, ...] = ()
+
+    def template_for(self, channel: str, rules: tuple[str, ...]) -> TemplateConfig | None:
+        """The template of an alert: the first of its rules that has one, else its channel's."""
+        for rule in rules:
+            for t in self.templates:
+                if rule in t.rules:
+                    return t
+        return next((t for t in self.templates if channel in t.channels), None)
 
     def channel(self, name: str) -> ChannelConfig | None:
         return next((c for c in self.channels if c.name == name), None)
@@ -183,6 +227,16 @@ class AlertContent:
     matches: tuple[Match, ...]
     alert_id: str  # stable across retries, so receivers can drop a duplicate
     item_id: str = ""  # the same for every channel: correlates one item's alerts
+    also: tuple[str, ...] = ()  # feeds that reported the same story later (filled at sending)
+
+
+@dataclass(frozen=True, slots=True)
+class DigestContent:
+    """One message listing several alerts of one channel, sent together (issue 9)."""
+
+    items: tuple[AlertContent, ...]
+    alert_id: str  # stable for the digest (from its key), so receivers can dedupe
+    due: datetime  # the end of the window it collects
 
 
 class FeedHealth(StrEnum):
@@ -270,10 +324,12 @@ class PendingAlert:
     id: int
     channel: str
     alert_id: str
-    content: AlertContent | HealthAlert | Message  # Message: rows rendered before 0003
+    # Message: rows rendered before 0003; DigestContent: the rows of one digest, leased together
+    content: AlertContent | HealthAlert | Message | DigestContent
     attempts: int
     lease: datetime  # our hold on the row: the token for mark_delivered / mark_failed
     since: datetime | None = None  # queued (or requeued) at: `give_up_after` counts from here
+    members: tuple[int, ...] = ()  # a digest: the ids of all its rows (all under this lease)
 
 
 class AlertState(StrEnum):
@@ -313,6 +369,10 @@ class StoredMatch:
     terms: tuple[str, ...]
     snippet: str
     alerted: bool
+    # one story, several feeds (issue 9): the feeds whose near-copies were folded into this
+    # item, and, for a copy, the feed of the story's first item
+    also_reported_by: tuple[str, ...] = ()
+    copy_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

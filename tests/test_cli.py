@@ -125,7 +125,7 @@ def test_matches_formats_carry_the_same_fields(
     [record] = json.loads(out)
     assert set(record) == {
         *("rule", "title", "link", "feed", "published", "matched_at", "terms", "snippet"),
-        "alerted",
+        *("alerted", "also_reported_by", "copy_of"),
     }
     assert record["alerted"] is True and "Kursk" in record["snippet"]
 

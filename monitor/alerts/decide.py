@@ -6,7 +6,8 @@
                   routed to a channel, not catching up) and the alerts per channel
 
 Only one fact needs the database: whether this item is the first to alert a rule for its
-article (the same link reaching the rule through several feeds alerts once). The store claims
+article (the same link reaching the rule through several feeds alerts once) and for its story
+(a near-copy from another feed, `alerts.story`). The store claims
 each wanting rule inside the transaction and `ItemPlan.settle(won)` gives, purely, what is
 stored and queued after the claims. Everything here takes `now` as an argument.
 """
@@ -14,15 +15,20 @@ stored and queued after the claims. Everything here takes `now` as an argument.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import cache
+from zoneinfo import ZoneInfo
 
+from monitor.alerts.digest import fold_until, hold_until
+from monitor.alerts.story import Story, story_of
 from monitor.feeds.schedule import after_failure, after_success, effective_interval
 from monitor.feeds.urls import mask_feed_url
 from monitor.snapshot import Snapshot
 from monitor.types import (
     AlertContent,
+    AlertTiming,
     FeedConfig,
     FeedHealth,
     FeedState,
@@ -105,11 +111,39 @@ class MatchPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class RuleTiming:
+    """When one rule wants its alert on one channel (`alerts.digest`), decided at plan time."""
+
+    rule: str
+    due: datetime | None  # None: at once; else its digest's time (digest or quiet hours)
+    cap: int | None  # max_per_hour
+    fold: datetime  # over the cap: this digest
+
+
+@dataclass(frozen=True, slots=True)
 class QueuedAlert:
     """One outbox row: the content of one channel's notification for one item."""
 
     channel: str
     content: AlertContent
+    timing: tuple[RuleTiming, ...] = ()  # one per rule of `content.matches`; () = at once
+
+    def due(self, recent: Mapping[str, int]) -> datetime | None:
+        """None: send at once; else when its digest goes out. `recent`: the immediate
+        alerts of each capped rule on this channel in the last hour (the store counts them).
+        At once when one of its rules is immediate and under its cap; else the earliest of
+        the rules' digests (over the cap: the rule's fold digest)."""
+        if not self.timing:
+            return None
+        times = []
+        for t in self.timing:
+            if t.due is None:
+                if t.cap is None or recent.get(t.rule, 0) < t.cap:
+                    return None
+                times.append(t.fold)
+            else:
+                times.append(t.due)
+        return min(times)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +152,7 @@ class ItemPlan:
     link_key: str  # the article, across feeds
     matches: tuple[MatchPlan, ...]
     alerts: tuple[QueuedAlert, ...]  # as if every wanting rule wins its claim
+    story: Story | None = None  # its near-duplicate fingerprint (None: too short to compare)
 
     def settle(self, won: Collection[str]) -> tuple[list[tuple[Match, bool]], list[QueuedAlert]]:
         """After the claims (`won`: the rules this item was first to alert for its article):
@@ -127,7 +162,9 @@ class ItemPlan:
         for alert in self.alerts:
             mine = tuple(m for m in alert.content.matches if m.rule in won)
             if mine:
-                queued.append(replace(alert, content=replace(alert.content, matches=mine)))
+                timing = tuple(t for t in alert.timing if t.rule in won)
+                content = replace(alert.content, matches=mine)
+                queued.append(replace(alert, content=content, timing=timing))
         return stored, queued
 
 
@@ -184,6 +221,23 @@ def link_key(feed: str, item: Item) -> str:
     return item.canonical_link or f"feed:{feed}:{item.key}"
 
 
+@cache
+def zone(name: str) -> ZoneInfo:
+    """The configured time zone (validated by `monitor check`)."""
+    return ZoneInfo(name)
+
+
+def rule_timing(rule: str, timing: AlertTiming | None, tz: ZoneInfo, now: datetime) -> RuleTiming:
+    """When `rule` wants an alert found `now` (see `alerts.digest`)."""
+    timing = timing or AlertTiming()
+    return RuleTiming(
+        rule=rule,
+        due=hold_until(timing, tz, now),
+        cap=timing.max_per_hour,
+        fold=fold_until(timing, tz, now),
+    )
+
+
 def catching_up(feed: FeedConfig, state: FeedState, forced: bool) -> bool:
     """Whether this poll stores and matches without alerting: when the user asked
     (`monitor poll --catch-up`), or on the feed's first successful poll when config.toml
@@ -218,6 +272,8 @@ def decide_item(
         for m in matches
     )
     alerts = []
+    tz = zone(snapshot.config.settings.timezone)
+    timings = {r.name: r.timing for r in snapshot.rules}
     for channel in snapshot.channels:
         mine = tuple(
             p.match
@@ -234,8 +290,11 @@ def decide_item(
                 alert_id=alert_id(feed, item.key, channel),
                 item_id=item_ref(feed, item.key),
             )
-            alerts.append(QueuedAlert(channel, content))
-    return ItemPlan(item, link_key(feed, item), plans, tuple(alerts))
+            timing = tuple(rule_timing(m.rule, timings.get(m.rule), tz, now) for m in mine)
+            alerts.append(QueuedAlert(channel, content, timing))
+    settings = snapshot.config.settings
+    story = story_of(item.title, item.text, settings.story_similarity, settings.story_window)
+    return ItemPlan(item, link_key(feed, item), plans, tuple(alerts), story)
 
 
 def plan_poll(

@@ -46,11 +46,20 @@ from urllib.parse import unquote, urlsplit
 import apprise
 
 from monitor.alerts.console import CONSOLE_SCHEMA
-from monitor.alerts.render import alert_fields, render, render_html, render_markdown
+from monitor.alerts.render import (
+    alert_fields,
+    digest_fields,
+    render,
+    render_digest,
+    render_digest_html,
+    render_digest_markdown,
+    render_html,
+    render_markdown,
+)
 from monitor.alerts.secrets import MASK, Secrets, configure_apprise_logging, redact
 from monitor.alerts.secrets import SecretRedactor as SecretRedactor  # where it used to be
 from monitor.textutil import one_line
-from monitor.types import AlertContent, ChannelConfig, Message
+from monitor.types import AlertContent, ChannelConfig, DigestContent, Message, TemplateConfig
 
 SEND_TIMEOUT = 60.0  # seconds for a whole send through one channel (all its URLs)
 REASON_MAX = 300  # characters of a failure reason
@@ -255,7 +264,9 @@ class Channel:
             return self._fail(f"{type(exc).__name__}: {exc}")
         return self._notify(notifier, message)
 
-    def send_alert(self, alert: AlertContent) -> DeliveryOutcome:
+    def send_alert(
+        self, alert: AlertContent | DigestContent, template: TemplateConfig | None = None
+    ) -> DeliveryOutcome:
         """Send an alert in each URL's own format (`service_format`): HTML e-mail with an
         `X-Alert-Id` header, Markdown (Slack: mrkdwn through Apprise), a webhook's JSON with
         an `alert` object of structured fields, plain text otherwise. Ok only if every URL
@@ -272,21 +283,41 @@ class Channel:
                 if kind == "html":
                     service.headers.setdefault("X-Alert-Id", alert.alert_id)
                 elif kind == "json":
-                    service.payload_extras.setdefault("alert", alert_fields(alert))
+                    fields = (
+                        digest_fields(alert)
+                        if isinstance(alert, DigestContent)
+                        else alert_fields(alert)
+                    )
+                    service.payload_extras.setdefault("alert", fields)
                 if kind not in groups:
                     groups[kind] = apprise.Apprise(asset=self._asset())
                 groups[kind].add(service)
         except Exception as exc:
             return self._fail(f"{type(exc).__name__}: {exc}")
-        renderers = {"html": render_html, "markdown": render_markdown}
         failures = []
         for kind, notifier in groups.items():
-            outcome = self._notify(notifier, renderers.get(kind, render)(alert))
+            outcome = self._notify(notifier, self._message(kind, alert, template))
             if not outcome.ok:
                 failures.append(outcome.error or "failed")
         if failures:
             return DeliveryOutcome(ok=False, error=one_line("; ".join(failures), REASON_MAX))
         return DeliveryOutcome(ok=True)
+
+    def _message(
+        self, kind: str, alert: AlertContent | DigestContent, template: TemplateConfig | None
+    ) -> Message:
+        built = render_for(kind, alert)
+        if template is None or not isinstance(alert, AlertContent):
+            return built
+        from monitor.alerts.templates import TemplateProblem, apply
+
+        try:
+            return apply(template, alert, self.name, kind, built)
+        except TemplateProblem as exc:  # checked at load; never lose the alert over it
+            logging.getLogger("monitor.alerts").warning(
+                "template %s: %s; the built-in format was sent", template.name, exc
+            )
+            return built
 
     def _notify(self, notifier: Any, message: Message) -> DeliveryOutcome:
         formats = {"html": apprise.NotifyFormat.HTML, "markdown": apprise.NotifyFormat.MARKDOWN}
@@ -342,6 +373,16 @@ class Channel:
         return reason
 
 
+def render_for(kind: str, alert: AlertContent | DigestContent) -> Message:
+    """The message of format `kind` ("html", "markdown", else plain text) for an alert or a
+    digest."""
+    if isinstance(alert, DigestContent):
+        digests = {"html": render_digest_html, "markdown": render_digest_markdown}
+        return digests.get(kind, render_digest)(alert)
+    renderers = {"html": render_html, "markdown": render_markdown}
+    return renderers.get(kind, render)(alert)
+
+
 def service_format(service: Any) -> str:
     """Which of our formats an Apprise service gets: "html" (e-mail), "markdown" (Slack, and
     every service that declares Markdown: Telegram, Discord, Matrix, ...), "json" (json://
@@ -361,7 +402,11 @@ def service_format(service: Any) -> str:
 
 
 def send_alert(
-    channel: ChannelConfig, alert: AlertContent, *, timeout: float = SEND_TIMEOUT
+    channel: ChannelConfig,
+    alert: AlertContent | DigestContent,
+    *,
+    timeout: float = SEND_TIMEOUT,
+    template: TemplateConfig | None = None,
 ) -> DeliveryOutcome:
     """Send one alert, in each URL's own format, through a channel built for this call."""
     try:
@@ -369,7 +414,7 @@ def send_alert(
     except Exception as exc:
         reason = redact(one_line(f"{type(exc).__name__}: {exc}"), channel.urls)
         return DeliveryOutcome(ok=False, error=one_line(reason, REASON_MAX))
-    return built.send_alert(alert)
+    return built.send_alert(alert, template)
 
 
 def send(

@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
 
 from monitor.textutil import cap, one_line
-from monitor.types import AlertContent, FeedHealth, HealthAlert, Match, Message
+from monitor.types import AlertContent, DigestContent, FeedHealth, HealthAlert, Match, Message
 
 PRODUCT = "news monitor"
 TITLE_MAX = 200
@@ -137,6 +137,11 @@ def _rule_block(match: Match) -> str:
     return "\n".join(lines)
 
 
+def _also(alert: AlertContent) -> str:
+    """The other feeds that reported the same story, neutralised, on one line."""
+    return cap(", ".join(_clean(f) for f in alert.also[:20]), 500)
+
+
 def render_body(alert: AlertContent, limit: int = BODY_MAX) -> str:
     """The plain-text body: item, feed, time, one block per rule, then the ids."""
     link = cap(live_link(alert.link[:_INPUT_MAX]), _LINK_MAX) if alert.link else "(none)"
@@ -147,6 +152,7 @@ def render_body(alert: AlertContent, limit: int = BODY_MAX) -> str:
             f"Feed: {cap(_clean(alert.feed), _FEED_MAX)}",
             f"Published: {iso_utc(alert.published)}",
         ]
+        + ([f"Also reported by: {_also(alert)}"] if alert.also else [])
     )
     rules = "\n\n".join(_rule_block(m) for m in alert.matches)
     footer = f"alert-id: {cap(_clean(alert.alert_id), 200)}"
@@ -266,6 +272,8 @@ def render_html(alert: AlertContent) -> Message:
         f"<p>Feed: {esc(cap(_clean(alert.feed), _FEED_MAX))}"
         f" &middot; Published: {esc(iso_utc(alert.published))}</p>",
     ]
+    if alert.also:
+        parts.append(f"<p>Also reported by: {esc(_also(alert))}</p>")
     for match in alert.matches:
         snippet, terms = _cut_snippet(match)
         shown = "".join(
@@ -297,6 +305,8 @@ def render_markdown(alert: AlertContent) -> Message:
         f"Feed: {md_escape(cap(_clean(alert.feed), _FEED_MAX))} · "
         f"Published: {md_escape(iso_utc(alert.published))}"
     )
+    if alert.also:
+        lines.append(f"Also reported by: {md_escape(_also(alert))}")
     for match in alert.matches:
         snippet, terms = _cut_snippet(match)
         shown = "".join(
@@ -333,6 +343,7 @@ def alert_fields(alert: AlertContent) -> dict[str, object]:
         "feed": cap(_clean(alert.feed), _FEED_MAX),
         "published": iso_utc(alert.published) if alert.published else None,
         "terms": list(dict.fromkeys(t for m in alert.matches for t in _cut_snippet(m)[1])),
+        "also_reported_by": [_clean(f) for f in alert.also[:20]],
         "matches": [
             {
                 "rule": _clean(m.rule),
@@ -341,4 +352,133 @@ def alert_fields(alert: AlertContent) -> dict[str, object]:
             }
             for m in alert.matches
         ],
+    }
+
+
+# --- digests (issue 9) ---------------------------------------------------------------------
+#
+# One message listing several alerts of one channel: each item with its title, link, feed,
+# rules and snippet, the same neutralising and escaping as a single alert. The digest's own
+# id (`nmd-...`, from its key) is the one in the header/footer; each item keeps its alert id.
+
+DIGEST_ITEMS_MAX = 100  # items listed in full; the rest are counted
+
+
+def render_digest_subject(digest: DigestContent, limit: int = TITLE_MAX) -> str:
+    rules = ", ".join(dict.fromkeys(r for a in digest.items for r in [_rules_label(a)] if r))
+    count = len(digest.items)
+    noun = "alert" if count == 1 else "alerts"
+    return cap(f"[{rules or 'digest'}] {count} {noun} until {iso_utc(digest.due)}", limit)
+
+
+def _digest_footer(digest: DigestContent) -> str:
+    return f"alert-id: {cap(_clean(digest.alert_id), 200)}"
+
+
+def render_digest(digest: DigestContent, limit: int = BODY_MAX * 4) -> Message:
+    """The plain-text digest: one numbered block per item."""
+    blocks = []
+    for n, alert in enumerate(digest.items[:DIGEST_ITEMS_MAX], 1):
+        link = cap(live_link(alert.link[:_INPUT_MAX]), _LINK_MAX) if alert.link else "(none)"
+        lines = [
+            f"{n}. {cap(_clean(alert.title) or '(untitled)', _TITLE_IN_BODY_MAX)}",
+            f"   Link: {link}",
+            f"   Feed: {cap(_clean(alert.feed), _FEED_MAX)} · {iso_utc(alert.published)}",
+        ]
+        if alert.also:
+            lines.append(f"   Also reported by: {_also(alert)}")
+        for match in alert.matches:
+            snippet, terms = _cut_snippet(match)
+            rule = cap(_clean(match.rule), _RULE_MAX)
+            lines.append(f"   Rule: {rule} ({', '.join(terms) or '-'})")
+            if snippet:
+                lines.append(f"   {snippet}")
+        blocks.append("\n".join(lines))
+    rest = len(digest.items) - DIGEST_ITEMS_MAX
+    if rest > 0:
+        blocks.append(f"... and {rest} more")
+    footer = _digest_footer(digest)
+    body = "\n\n".join(blocks)
+    if len(body) + len(footer) + 2 > limit:
+        body = body[: limit - len(footer) - len(TRUNCATED) - 4].rstrip() + f" {TRUNCATED}"
+    return Message(title=render_digest_subject(digest), body=f"{body}\n\n{footer}")
+
+
+def render_digest_html(digest: DigestContent) -> Message:
+    esc = html.escape
+    parts = [f"<h2>{esc(render_digest_subject(digest))}</h2>", "<ol>"]
+    for alert in digest.items[:DIGEST_ITEMS_MAX]:
+        title = esc(cap(_clean(alert.title) or "(untitled)", _TITLE_IN_BODY_MAX))
+        link = _link_of(alert)
+        heading = f'<a href="{esc(link)}">{title}</a>' if link else title
+        item = [
+            f"<li><p><b>{heading}</b><br>",
+            f"Feed: {esc(cap(_clean(alert.feed), _FEED_MAX))}"
+            f" &middot; {esc(iso_utc(alert.published))}",
+        ]
+        if alert.also:
+            item.append(f"<br>Also reported by: {esc(_also(alert))}")
+        item.append("</p>")
+        for match in alert.matches:
+            snippet, terms = _cut_snippet(match)
+            shown = "".join(
+                f"<mark><b>{esc(text)}</b></mark>" if hit else esc(text)
+                for text, hit in _segments(snippet, terms)
+            )
+            item.append(f"<p>Rule: <b>{esc(cap(_clean(match.rule), _RULE_MAX))}</b></p>")
+            if shown:
+                item.append(f"<blockquote>{shown}</blockquote>")
+        item.append("</li>")
+        parts.append("".join(item))
+    parts.append("</ol>")
+    rest = len(digest.items) - DIGEST_ITEMS_MAX
+    if rest > 0:
+        parts.append(f"<p>... and {rest} more</p>")
+    parts.append(f'<p style="color:#777;font-size:small">{esc(_digest_footer(digest))}</p>')
+    return Message(title=render_digest_subject(digest), body="\n".join(parts), format="html")
+
+
+def render_digest_markdown(digest: DigestContent) -> Message:
+    lines = [f"**{md_escape(render_digest_subject(digest))}**", ""]
+    for n, alert in enumerate(digest.items[:DIGEST_ITEMS_MAX], 1):
+        title = md_escape(cap(_clean(alert.title) or "(untitled)", _TITLE_IN_BODY_MAX))
+        link = _link_of(alert)
+        lines.append(f"{n}\\. **[{title}](<{link}>)**" if link else f"{n}\\. **{title}**")
+        lines.append(
+            f"Feed: {md_escape(cap(_clean(alert.feed), _FEED_MAX))} · "
+            f"{md_escape(iso_utc(alert.published))}"
+        )
+        if alert.also:
+            lines.append(f"Also reported by: {md_escape(_also(alert))}")
+        for match in alert.matches:
+            snippet, terms = _cut_snippet(match)
+            shown = "".join(
+                f"**{md_escape(text)}**" if hit else md_escape(text)
+                for text, hit in _segments(snippet, terms)
+            )
+            lines.append(f"Rule: **{md_escape(cap(_clean(match.rule), _RULE_MAX))}**")
+            if shown:
+                lines.append(f"> {shown}")
+        lines.append("")
+    rest = len(digest.items) - DIGEST_ITEMS_MAX
+    if rest > 0:
+        lines.append(f"... and {rest} more")
+    footer = md_escape(_digest_footer(digest))
+    body = "\n".join(lines)
+    if len(body) > BODY_MAX * 4:
+        body = body[: BODY_MAX * 4 - len(footer) - len(TRUNCATED) - 4].rstrip("\\")
+        body += f" {TRUNCATED}"
+    return Message(
+        title=render_digest_subject(digest), body=f"{body}\n\n{footer}", format="markdown"
+    )
+
+
+def digest_fields(digest: DigestContent) -> dict[str, object]:
+    """A webhook's structured digest: its id, when its window ended, each item's fields."""
+    return {
+        "kind": "digest",
+        "alert_id": _clean(digest.alert_id),
+        "due": iso_utc(digest.due),
+        "items": [alert_fields(a) for a in digest.items[:DIGEST_ITEMS_MAX]],
+        "count": len(digest.items),
     }

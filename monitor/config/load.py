@@ -63,6 +63,7 @@ from monitor.config.schema import (
     Model,
     MonitorModel,
     RuleModel,
+    TemplateModel,
     absolute_database,
     is_loopback,
     salvage,
@@ -73,7 +74,15 @@ from monitor.config.schema import (
 from monitor.errors import ConfigError
 from monitor.rules.lint import flood_warnings
 from monitor.rules.match import CompiledRule
-from monitor.types import ChannelConfig, Config, FeedConfig, RuleConfig, Settings
+from monitor.types import (
+    AlertTiming,
+    ChannelConfig,
+    Config,
+    FeedConfig,
+    RuleConfig,
+    Settings,
+    TemplateConfig,
+)
 
 
 def resolve_config_path(arg: str | None, env: Mapping[str, str]) -> Path:
@@ -166,6 +175,7 @@ class _Loader:
         channels = self.channels(data.get("channels", {}))
         feeds = self.feeds(self.entries(data, "feeds"), settings)
         rules = self.rules(self.entries(data, "rules"), settings, channels)
+        templates = self.templates(self.entries(data, "templates"), channels, rules)
         self.ops_channels(settings)
         self.http_token(settings)
         self.raise_problems()
@@ -176,6 +186,7 @@ class _Loader:
             feeds=feeds,
             rules=rules,
             warnings=self.rule_warnings(rules),
+            templates=templates,
         )
 
     def rule_warnings(self, rules: tuple[RuleConfig, ...]) -> tuple[str, ...]:
@@ -292,6 +303,10 @@ class _Loader:
             http_token=model.http_token,
             watch_config=model.watch_config,
             retention=model.retention,
+            timezone=model.timezone,
+            timing=timing(model, AlertTiming()),
+            story_similarity=model.story_similarity,
+            story_window=model.story_window,
         )
 
     def ops_channels(self, settings: Settings) -> None:
@@ -439,6 +454,7 @@ class _Loader:
                 transliterate=model.transliterate,
                 feeds=None if model.feeds is None else unique(model.feeds),
                 exclude_feeds=unique(model.exclude_feeds),
+                timing=timing(model, settings.timing),
             )
             if removed & MATCHING_KEYS:
                 ok = False  # what is left cannot be judged without the key that failed
@@ -451,6 +467,72 @@ class _Loader:
                     self.compiled[rule.name] = compiled
             if ok:
                 out.append(rule)
+        return tuple(out)
+
+    def templates(
+        self,
+        entries: list[tuple[int, object]],
+        channels: tuple[ChannelConfig, ...],
+        rules: tuple[RuleConfig, ...],
+    ) -> tuple[TemplateConfig, ...]:
+        """`[[templates]]`: Jinja2 files for alerts of some rules or channels, compiled and
+        rendered against a sample alert in every format now (`alerts.templates`), so a
+        syntax error or an unknown variable is a problem with its file and line."""
+        if not entries:
+            return ()  # Jinja2 is imported only for a config that has templates
+        from monitor.alerts.templates import TemplateProblem, check_template
+
+        out: list[TemplateConfig] = []
+        base = self.path.absolute().parent
+        channel_names = {c.name for c in channels} | set(self.raw.get("channels") or {})
+        rule_names = {r.name for r in rules}
+        for i, value in entries:
+            loc: Loc = ("templates", i)
+            model = self.validate(TemplateModel, value, loc)
+            if not isinstance(model, TemplateModel):
+                continue
+            ok = True
+            if model.subject is None and model.body is None:
+                self.problem(loc, "a template needs `subject` or `body` (a Jinja2 file)")
+                ok = False
+            sources: dict[str, tuple[str, str] | None] = {"subject": None, "body": None}
+            for key in ("subject", "body"):
+                name = getattr(model, key)
+                if name is None:
+                    continue
+                file = base / name
+                try:
+                    sources[key] = (str(file), file.read_text(encoding="utf-8"))
+                except (OSError, UnicodeDecodeError) as exc:
+                    reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                    self.problem((*loc, key), f"cannot read {file}: {reason}")
+                    ok = False
+            for key, names, known in (
+                ("channels", model.channels, channel_names),
+                ("rules", model.rules, rule_names),
+            ):
+                for j, name in enumerate(names):
+                    if name not in known:
+                        self.problem((*loc, key, j), f'unknown {key[:-1]} "{cut(name)}"')
+                        ok = False
+            template = TemplateConfig(
+                name=model.name,
+                subject=sources["subject"],
+                body=sources["body"],
+                channels=unique(model.channels),
+                rules=unique(model.rules),
+            )
+            for problem in check_template(template):
+                assert isinstance(problem, TemplateProblem)
+                key = (
+                    "subject"
+                    if template.subject and problem.where.startswith(template.subject[0])
+                    else "body"
+                )
+                self.problem((*loc, key), f"template error at {problem}")
+                ok = False
+            if ok:
+                out.append(template)
         return tuple(out)
 
     def feed_names(self, model: RuleModel, loc: Loc) -> bool:
@@ -470,6 +552,19 @@ class _Loader:
                     self.problem((*loc, key, j), f'unknown feed "{cut(name)}"{hint}')
                     ok = False
         return ok
+
+
+def timing(model: MonitorModel | RuleModel, default: AlertTiming) -> AlertTiming:
+    """A rule's (or [monitor]'s) digest, quiet hours and cap: its own keys, else `default`;
+    "off" and 0 switch a default off."""
+    digest = default.digest if model.digest is None else model.digest
+    quiet = default.quiet_hours if model.quiet_hours is None else model.quiet_hours
+    cap = default.max_per_hour if model.max_per_hour is None else model.max_per_hour
+    return AlertTiming(
+        digest=None if digest == "off" else digest,
+        quiet_hours=None if quiet == "off" else quiet,
+        max_per_hour=cap or None,
+    )
 
 
 def _related(loc: Loc, tainted: Loc) -> bool:

@@ -13,10 +13,11 @@ import ipaddress
 import os
 import re
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
@@ -272,6 +273,62 @@ def _retention(value: object) -> timedelta | None:
     return _duration(MIN_RETENTION)(value)
 
 
+_CLOCK = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
+DIGEST_HELP = 'expected a period such as "1h" or "30m", a daily time such as "08:00", or "off"'
+MIN_DIGEST = timedelta(minutes=5)
+
+
+def parse_clock(text: str) -> time | None:
+    m = _CLOCK.fullmatch(text.strip())
+    return time(int(m.group(1)), int(m.group(2))) if m else None
+
+
+def _digest(value: object) -> timedelta | time | Literal["off"]:
+    """`digest = "1h"` (a period), `"08:00"` (daily, local time) or `"off"`."""
+    if not isinstance(value, str):
+        raise ValueError(f"{DIGEST_HELP}, not a {_toml_type(value)}")
+    if value.strip().lower() == "off":
+        return "off"
+    if (at := parse_clock(value)) is not None:
+        return at
+    try:
+        period = parse_duration(value)
+    except ValueError:
+        raise ValueError(DIGEST_HELP) from None
+    if not MIN_DIGEST <= period <= timedelta(days=1):
+        raise ValueError("a digest period must be between 5m and 24h (or a daily time: 08:00)")
+    return period
+
+
+def _quiet_hours(value: object) -> tuple[time, time] | Literal["off"]:
+    """`quiet_hours = "22:00-07:00"` (local times; may wrap midnight) or `"off"`."""
+    help_ = 'expected local times "HH:MM-HH:MM" such as "22:00-07:00", or "off"'
+    if not isinstance(value, str):
+        raise ValueError(f"{help_}, not a {_toml_type(value)}")
+    if value.strip().lower() == "off":
+        return "off"
+    start, sep, end = value.partition("-")
+    first, last = parse_clock(start), parse_clock(end)
+    if not sep or first is None or last is None:
+        raise ValueError(help_)
+    if first == last:
+        raise ValueError("quiet hours must not start and end at the same time")
+    return first, last
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            'unknown time zone: expected an IANA name such as "Europe/Berlin" or "UTC"'
+        ) from None
+    return value
+
+
+Digest = Annotated[timedelta | time | Literal["off"], BeforeValidator(_digest)]
+QuietHours = Annotated[tuple[time, time] | Literal["off"], BeforeValidator(_quiet_hours)]
+MaxPerHour = Annotated[int, Field(ge=0, le=100_000)]  # 0: no cap
 Interval = Annotated[timedelta, BeforeValidator(_duration(MIN_INTERVAL))]
 Timeout = Annotated[timedelta, BeforeValidator(_duration(MIN_TIMEOUT))]
 MaxAge = Annotated[timedelta, BeforeValidator(_duration(timedelta(seconds=1)))]
@@ -307,6 +364,14 @@ class MonitorModel(Model):
     ops_channels: list[Name] = []
     http: Annotated[str, AfterValidator(_http_address)] | None = None
     http_token: Annotated[str, AfterValidator(_http_token)] | None = None
+    timezone: Annotated[str, AfterValidator(_timezone)] = DEFAULTS.timezone
+    digest: Digest | None = None
+    quiet_hours: QuietHours | None = None
+    max_per_hour: MaxPerHour | None = None
+    story_similarity: Annotated[float, Field(gt=0.0, le=1.0)] = DEFAULTS.story_similarity
+    story_window: Annotated[timedelta, BeforeValidator(_duration(timedelta(0)))] = (
+        DEFAULTS.story_window
+    )
 
     watch_config: bool = DEFAULTS.watch_config
     retention: Annotated[timedelta | None, BeforeValidator(_retention)] = DEFAULTS.retention
@@ -332,6 +397,17 @@ class RuleModel(Model):
     transliterate: bool = False
     feeds: list[Name] | None = None
     exclude_feeds: list[Name] = []
+    digest: Digest | None = None
+    quiet_hours: QuietHours | None = None
+    max_per_hour: MaxPerHour | None = None
+
+
+class TemplateModel(Model):
+    name: Name
+    subject: Annotated[str, Field(min_length=1)] | None = None  # a file, relative to config
+    body: Annotated[str, Field(min_length=1)] | None = None
+    channels: list[Name] = []
+    rules: list[Name] = []
 
 
 SECTIONS: dict[str, type[Model] | None] = {
@@ -339,6 +415,7 @@ SECTIONS: dict[str, type[Model] | None] = {
     "channels": None,
     "feeds": FeedModel,
     "rules": RuleModel,
+    "templates": TemplateModel,
 }
 
 MESSAGES = {

@@ -5,9 +5,12 @@ items      every entry ever seen, unique per (feed, key): the seen-set that stop
 matches    every (item, rule) match, alerted or not
 rule_links (rule, canonical link) already alerted: one alert per article and rule
 outbox     one row per (item, channel), written with its matches; feed-health alerts have no
-           item; delivered rows are pruned after `retention`, as are matches and items
+           item; rows of one digest share `digest_key` and are sent together once `due_at` has
+           passed (revision 0007); delivered rows are pruned after `retention`, as are matches
+           and items
 heartbeat  the running daemon's last tick and poll (`monitor health`)
 item_keys  (feed, key) of items retention deleted: still seen, never stored or alerted again
+story_buckets  LSH buckets of items' story signatures (revision 0007): near-duplicate lookup
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -100,6 +104,7 @@ class ItemRow(Base):
     __table_args__ = (
         UniqueConstraint("feed_id", "key"),
         Index("ix_items_first_seen_at", "first_seen_at"),  # revision 0004: items per day
+        Index("ix_items_story_of", "story_of"),  # revision 0007: a story's copies
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -114,6 +119,9 @@ class ItemRow(Base):
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # retention dropped title and text (they are ""): only the identity (feed, key) is left
     pruned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # revision 0007: one story, several feeds (alerts.story)
+    story_sig: Mapped[str | None] = mapped_column(Text)  # MinHash signature, hex
+    story_of: Mapped[int | None] = mapped_column(Integer)  # the story's first item, if a copy
 
 
 class MatchRow(Base):
@@ -145,6 +153,8 @@ class OutboxRow(Base):
     __table_args__ = (
         UniqueConstraint("item_id", "channel"),
         Index("ix_outbox_due", "delivered_at", "next_attempt_at"),
+        Index("ix_outbox_digest", "channel", "digest_key"),
+        Index("ix_outbox_channel_created", "channel", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -161,6 +171,10 @@ class OutboxRow(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # gave up: see give_up_after
     requeued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # `monitor alerts retry`
+    # revision 0007: digests. Held until due_at (None: at once); rows with the same
+    # digest_key (channel@due) are leased, sent and marked together as one message.
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    digest_key: Mapped[str | None] = mapped_column(String(300))
 
 
 class HeartbeatRow(Base):
@@ -184,3 +198,14 @@ class ItemKeyRow(Base):
 
     feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id"), primary_key=True)
     key: Mapped[str] = mapped_column(String(600), primary_key=True)
+
+
+class StoryBucketRow(Base):
+    """One LSH band of an item's story signature: items sharing a bucket are candidates."""
+
+    __tablename__ = "story_buckets"
+    __table_args__ = (Index("ix_story_buckets_bucket", "bucket", "seen_at"),)
+
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -18,7 +18,7 @@ import os
 import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,7 +52,9 @@ from monitor.alerts.decide import (
     QueuedAlert,
     QueuedHealth,
 )
+from monitor.alerts.digest import CAP_WINDOW, digest_alert_id, digest_key
 from monitor.alerts.outbox import content_from_json, content_to_json, health_to_json
+from monitor.alerts.story import Story, signature_from_text, similarity
 from monitor.errors import DatabaseSetupError, StorageError
 from monitor.store.models import (
     FeedRow,
@@ -62,17 +64,21 @@ from monitor.store.models import (
     MatchRow,
     OutboxRow,
     RuleLinkRow,
+    StoryBucketRow,
 )
 from monitor.store.owners import OwnerLock, new_owner
 from monitor.types import (
+    AlertContent,
     AlertRecord,
     AlertState,
+    DigestContent,
     FeedConfig,
     FeedHealth,
     HealthAlert,
     Heartbeat,
     Item,
     Match,
+    Message,
     Pruned,
 )
 
@@ -671,16 +677,19 @@ class Store:
             item_id = ids.get(item_plan.item.key)
             if item_id is None:
                 continue
+            story = tx.story(feed_id, item_id, item_plan.story, now)
             won = {
                 p.match.rule
                 for p in item_plan.matches
-                if p.wants_alert and tx.claim_link(p.match.rule, item_plan.link_key, item_id)
+                if p.wants_alert
+                and tx.claim_link(p.match.rule, item_plan.link_key, item_id)
+                and (story is None or tx.claim_link(p.match.rule, story, item_id))
             }
             stored, queued = item_plan.settle(won)
             for match, alerted in stored:
                 tx.insert_match(item_id, match, now, alerted=alerted)
             for alert in queued:
-                tx.enqueue(item_id, alert, now)
+                tx.enqueue(item_id, alert, now, tx.due(alert, now))
             matches += len(stored)
             alerts += len(queued)
             rules.extend(match.rule for match, _ in stored)
@@ -714,6 +723,8 @@ class Store:
             OutboxRow.delivered_at.is_(None),
             OutboxRow.failed_at.is_(None),
             free,
+            # held for a digest or quiet hours: never before its time, `monitor poll` too
+            or_(OutboxRow.due_at.is_(None), OutboxRow.due_at <= now),
         ]
         if skip:
             conditions.append(OutboxRow.id.not_in(list(skip)))
@@ -733,23 +744,88 @@ class Store:
                 ).first()
                 if row is None:
                     return None
+                same = (
+                    [OutboxRow.id == row.id]
+                    if row.digest_key is None
+                    # a digest: every due row of its key, leased in one statement
+                    else [OutboxRow.digest_key == row.digest_key]
+                )
                 taken = tx.session.execute(
                     update(OutboxRow)
-                    .where(OutboxRow.id == row.id, *conditions)
+                    .where(*same, *conditions)
                     .values(leased_until=until, lease_owner=self.owner)
                     .execution_options(synchronize_session=False)
                 )
-                if getattr(taken, "rowcount", 0) == 1:
+                if not getattr(taken, "rowcount", 0):
+                    continue
+                if row.digest_key is None:
                     return PendingAlert(
                         id=row.id,
                         channel=row.channel,
                         alert_id=row.alert_id,
-                        content=content_from_json(row.content),
+                        content=self._with_copies(tx, [row])[0],
                         attempts=row.attempts,
                         lease=until,
                         since=row.requeued_at or row.created_at,
                     )
+                return self._digest(tx, row.digest_key, channel, until)
         return None
+
+    def _digest(self, tx: Tx, key: str, channel: str, until: datetime) -> PendingAlert:
+        """The rows of digest `key` we just leased, as one pending alert."""
+        rows = list(
+            tx.session.scalars(
+                select(OutboxRow)
+                .where(
+                    OutboxRow.channel == channel,
+                    OutboxRow.digest_key == key,
+                    OutboxRow.leased_until == until,
+                    OutboxRow.lease_owner == self.owner,
+                )
+                .order_by(OutboxRow.created_at, OutboxRow.id)
+            )
+        )
+        contents = self._with_copies(tx, rows)
+        items = tuple(c for c in contents if isinstance(c, AlertContent))
+        due = min((r.due_at for r in rows if r.due_at is not None), default=until)
+        since = min(r.requeued_at or r.created_at for r in rows)
+        return PendingAlert(
+            id=rows[0].id,
+            channel=channel,
+            alert_id=digest_alert_id(key),
+            content=DigestContent(items=items, alert_id=digest_alert_id(key), due=due),
+            attempts=max(r.attempts for r in rows),
+            lease=until,
+            since=since,
+            members=tuple(r.id for r in rows),
+        )
+
+    @staticmethod
+    def _with_copies(
+        tx: Tx, rows: Sequence[OutboxRow]
+    ) -> list[AlertContent | HealthAlert | Message]:
+        """The rows' contents, each item alert with the feeds that reported its story too
+        (near-copies stored since it was queued: "also reported by")."""
+        ids = [r.item_id for r in rows if r.item_id is not None]
+        also: dict[int, list[str]] = {}
+        if ids:
+            stmt = (
+                select(ItemRow.story_of, FeedRow.name)
+                .join(FeedRow, FeedRow.id == ItemRow.feed_id)
+                .where(ItemRow.story_of.in_(ids))
+                .order_by(ItemRow.id)
+            )
+            for first, feed in tx.session.execute(stmt):
+                if first is not None and feed not in also.setdefault(first, []):
+                    also[first].append(feed)
+        out: list[AlertContent | HealthAlert | Message] = []
+        for row in rows:
+            content = content_from_json(row.content)
+            if isinstance(content, AlertContent) and row.item_id in also:
+                feeds = tuple(f for f in also[row.item_id] if f != content.feed)
+                content = replace(content, also=feeds)
+            out.append(content)
+        return out
 
     def _hold_owner_lock(self) -> None:
         try:
@@ -828,12 +904,13 @@ class Store:
     def _finish(self, alert: PendingAlert, **values: Any) -> bool:
         try:
             with self.transaction() as tx:
+                ids = list(alert.members) or [alert.id]
                 result = tx.session.execute(
                     update(OutboxRow)
-                    .where(OutboxRow.id == alert.id, OutboxRow.leased_until == alert.lease)
+                    .where(OutboxRow.id.in_(ids), OutboxRow.leased_until == alert.lease)
                     .values(**values)
                 )
-                return getattr(result, "rowcount", 0) == 1
+                return bool(getattr(result, "rowcount", 0))
         except (SQLAlchemyError, StorageError) as exc:
             raise StorageError(f"cannot record alert {alert.alert_id}: {_reason(exc)}") from exc
 
@@ -929,6 +1006,8 @@ class Store:
         if since is not None:
             stmt = stmt.where(MatchRow.matched_at >= since)
         with self._read() as session:
+            found = list(session.execute(stmt))
+            also, first = self._story_feeds(session, [i for _, i, _ in found])
             return [
                 StoredMatch(
                     rule=m.rule,
@@ -941,9 +1020,40 @@ class Store:
                     terms=tuple(json.loads(m.terms)),
                     snippet=m.snippet,
                     alerted=m.alerted,
+                    also_reported_by=tuple(f for f in also.get(i.id, ()) if f != feed),
+                    copy_of=first.get(i.story_of) if i.story_of is not None else None,
                 )
-                for m, i, feed in session.execute(stmt)
+                for m, i, feed in found
             ]
+
+    @staticmethod
+    def _story_feeds(
+        session: Session, items: Sequence[ItemRow]
+    ) -> tuple[dict[int, list[str]], dict[int, str]]:
+        """For these items: the feeds of each one's later copies, and the feed of each
+        copy's first item."""
+        ids = list({i.id for i in items})
+        roots = list({i.story_of for i in items if i.story_of is not None})
+        also: dict[int, list[str]] = {}
+        first: dict[int, str] = {}
+        for start in range(0, len(ids), 500):
+            stmt = (
+                select(ItemRow.story_of, FeedRow.name)
+                .join(FeedRow, FeedRow.id == ItemRow.feed_id)
+                .where(ItemRow.story_of.in_(ids[start : start + 500]))
+                .order_by(ItemRow.id)
+            )
+            for root, feed in session.execute(stmt):
+                if root is not None and feed not in also.setdefault(root, []):
+                    also[root].append(feed)
+        for start in range(0, len(roots), 500):
+            stmt = (
+                select(ItemRow.id, FeedRow.name)
+                .join(FeedRow, FeedRow.id == ItemRow.feed_id)
+                .where(ItemRow.id.in_(roots[start : start + 500]))
+            )
+            first.update({id_: feed for id_, feed in session.execute(stmt)})
+        return also, first
 
     def items(self, limit: int = 10_000, since: datetime | None = None) -> list[StoredItem]:
         """The newest stored items (first seen at or after `since`), for backtesting a rule."""
@@ -1041,7 +1151,10 @@ class Store:
                         .values([{"feed_id": r.feed_id, "key": r.key} for r in gone])
                         .on_conflict_do_nothing()
                     )
-                    s.execute(delete(ItemRow).where(ItemRow.id.in_([r.id for r in gone])))
+                    doomed = [r.id for r in gone]
+                    # their story fingerprints go first (a foreign key holds them)
+                    s.execute(delete(StoryBucketRow).where(StoryBucketRow.item_id.in_(doomed)))
+                    s.execute(delete(ItemRow).where(ItemRow.id.in_(doomed)))
                 if kept:
                     s.execute(
                         update(ItemRow)
@@ -1078,6 +1191,7 @@ class Tx:
     def __init__(self, session: Session, dialect: str) -> None:
         self.session = session
         self.dialect = dialect
+        self._recent: dict[tuple[str, str], int] = {}  # (rule, channel): immediate, last hour
 
     def _insert(self, table: Any) -> Any:
         if self.dialect == "postgresql":
@@ -1130,6 +1244,42 @@ class Tx:
             gone.update(self.session.scalars(stmt))
         return [i for i in items if i.key not in gone] if gone else items
 
+    def story(self, feed_id: int, item_id: int, story: Story | None, now: datetime) -> str | None:
+        """The story key this item alerts under (`story:<first item id>`), after linking it
+        to the first item of its story when a close one from another feed was stored within
+        the window; None when it has no fingerprint. Candidates come from the indexed LSH
+        buckets; their signatures decide."""
+        if story is None:
+            return None
+        stmt = (
+            select(ItemRow.id, ItemRow.story_sig, ItemRow.story_of)
+            .join(StoryBucketRow, StoryBucketRow.item_id == ItemRow.id)
+            .where(
+                StoryBucketRow.bucket.in_(list(story.buckets)),
+                StoryBucketRow.seen_at >= now - story.window,
+                ItemRow.feed_id != feed_id,
+            )
+            .distinct()
+            .order_by(ItemRow.id)
+        )
+        best: tuple[float, int] | None = None
+        for other, sig, first in self.session.execute(stmt):
+            score = similarity(story.signature, signature_from_text(sig))
+            if score >= story.threshold and (best is None or score > best[0]):
+                best = (score, first or other)
+        root = item_id if best is None else best[1]
+        self.session.execute(
+            update(ItemRow)
+            .where(ItemRow.id == item_id)
+            .values(story_sig=story.text, story_of=None if best is None else root)
+        )
+        self.session.execute(
+            self._insert(StoryBucketRow)
+            .values([{"bucket": b, "item_id": item_id, "seen_at": now} for b in set(story.buckets)])
+            .on_conflict_do_nothing()
+        )
+        return f"story:{root}"
+
     def claim_link(self, rule: str, link_key: str, item_id: int) -> bool:
         """True when no item has alerted `rule` for this article yet (and records that one has)."""
         stmt = (
@@ -1152,7 +1302,41 @@ class Tx:
             )
         )
 
-    def enqueue(self, item_id: int, alert: QueuedAlert, now: datetime) -> None:
+    def due(self, alert: QueuedAlert, now: datetime) -> datetime | None:
+        """When this alert goes out (`QueuedAlert.due`, pure), given the immediate alerts of
+        its capped rules on its channel in the last hour; an immediate one is counted."""
+        capped = [t.rule for t in alert.timing if t.cap is not None]
+        recent = {rule: self._immediate(rule, alert.channel, now) for rule in capped}
+        due = alert.due(recent)
+        if due is None:
+            for rule in capped:
+                self._recent[(rule, alert.channel)] += 1
+        return due
+
+    def _immediate(self, rule: str, channel: str, now: datetime) -> int:
+        """Immediate alerts (no digest) of `rule` on `channel` queued in the last hour
+        (cached for the transaction, which adds its own)."""
+        key = (rule, channel)
+        if key not in self._recent:
+            stmt = (
+                select(func.count())
+                .select_from(OutboxRow)
+                .join(MatchRow, MatchRow.item_id == OutboxRow.item_id)
+                .where(
+                    OutboxRow.channel == channel,
+                    OutboxRow.created_at > now - CAP_WINDOW,
+                    OutboxRow.digest_key.is_(None),
+                    MatchRow.rule == rule,
+                    MatchRow.alerted.is_(True),
+                )
+            )
+            self._recent[key] = int(self.session.scalar(stmt) or 0)
+        return self._recent[key]
+
+    def enqueue(
+        self, item_id: int, alert: QueuedAlert, now: datetime, due: datetime | None = None
+    ) -> None:
+        """One outbox row; `due` holds it for the channel's digest due then."""
         self.session.add(
             OutboxRow(
                 item_id=item_id,
@@ -1162,6 +1346,8 @@ class Tx:
                 created_at=now,
                 attempts=0,
                 next_attempt_at=now,
+                due_at=due,
+                digest_key=None if due is None else digest_key(alert.channel, due),
             )
         )
 
