@@ -221,6 +221,7 @@ def cmd_matches(args: argparse.Namespace) -> int:
             "terms": list(m.terms),
             "snippet": m.snippet,
             "alerted": m.alerted,
+            "source": m.source,
         }
         for m in found
     ]
@@ -229,10 +230,10 @@ def cmd_matches(args: argparse.Namespace) -> int:
         print()
     elif args.format == "csv":
         writer = csv.writer(sys.stdout)
-        writer.writerow([*CSV_COLUMNS, "alerted"])
+        writer.writerow([*CSV_COLUMNS, "alerted", "source"])
         for record in records:
             cells = [_csv_cell(record[key]) for key in CSV_COLUMNS]
-            writer.writerow([*cells, "true" if record["alerted"] else "false"])
+            writer.writerow([*cells, "true" if record["alerted"] else "false", record["source"]])
     else:
         rows = [
             [
@@ -244,6 +245,7 @@ def cmd_matches(args: argparse.Namespace) -> int:
                 m.link or "",
                 ", ".join(m.terms),
                 _when(m.published)[:16],
+                m.source,
                 one_line(m.snippet),
             ]
             for m in found
@@ -257,6 +259,7 @@ def cmd_matches(args: argparse.Namespace) -> int:
             "link",
             "terms",
             "published",
+            "source",
             "snippet",
         ]
         width = shutil.get_terminal_size().columns
@@ -357,7 +360,7 @@ _ALERT_DROP = ("title", "next try")
 # `matches` table: columns that may be cut (with their narrowest useful width), and those left
 # out, in this order, when even that does not fit the terminal.
 _MATCH_SHRINK = {"title": 24, "link": 20, "terms": 16, "snippet": 30, "rule": 12, "feed": 12}
-_MATCH_DROP = ("snippet", "published")
+_MATCH_DROP = ("snippet", "published", "source")
 
 
 def _csv_cell(value: object) -> str:

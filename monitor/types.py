@@ -34,6 +34,8 @@ class Settings:
     ops_channels: tuple[str, ...] = ()  # where feed-health alerts go (none by default)
     http: str | None = None  # "host:port" of the status/metrics server in `monitor run`
     http_token: str | None = None  # bearer token the server requires (a secret)
+    full_text: bool = False  # default of [[feeds]] full_text: read each new item's article
+    full_text_wait: timedelta = timedelta(minutes=2)  # then match on the feed text alone
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,7 @@ class FeedConfig:
     enabled: bool = True
     catch_up: bool = False  # first successful poll stores and matches, alerts nothing
     per_host: int | None = None  # overrides Settings.per_host for this feed's fetches
+    full_text: bool = False  # fetch each new item's article page and match its text too
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +113,7 @@ class FetchRequest:
     etag: str | None = None
     last_modified: str | None = None
     per_host: int | None = None  # this feed's per-host limit; None: the Fetcher's default
+    accept: str | None = None  # the Accept header; None: feed types (fetch.ACCEPT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +147,10 @@ class Item:
     published: datetime | None  # as the feed states it, UTC; None when absent or unparseable
     categories: tuple[str, ...] = ()  # also part of `text`; searched alone by `tag:`
     author: str | None = None
+    # full-text feeds only (issue 12): the article's main text as read from `link`, or why it
+    # was not read (then the item is matched on its feed text alone)
+    article: str | None = None
+    article_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +174,9 @@ class Match:
     rule: str
     terms: tuple[str, ...]
     snippet: str
+    # what was matched: "feed" (the feed's text) or "article" (title, feed text and the
+    # article's text, read from the item's link: full-text feeds)
+    source: str = "feed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +320,7 @@ class StoredMatch:
     terms: tuple[str, ...]
     snippet: str
     alerted: bool
+    source: str = "feed"  # Match.source
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,3 +331,4 @@ class StoredItem:
     link: str | None
     published: datetime | None
     first_seen: datetime
+    article: str | None = None  # the article's text (full-text feeds), stored compressed

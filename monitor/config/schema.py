@@ -266,6 +266,7 @@ Interval = Annotated[timedelta, BeforeValidator(_duration(MIN_INTERVAL))]
 Timeout = Annotated[timedelta, BeforeValidator(_duration(MIN_TIMEOUT))]
 MaxAge = Annotated[timedelta, BeforeValidator(_duration(timedelta(seconds=1)))]
 HealthAfter = Annotated[timedelta, BeforeValidator(_duration(timedelta(minutes=1)))]
+FullTextWait = Annotated[timedelta, BeforeValidator(_duration(timedelta(seconds=1)))]
 # at least one retry after the first failure (30 s backoff) before an alert counts as failed
 GiveUpAfter = Annotated[timedelta, BeforeValidator(_duration(timedelta(minutes=1)))]
 Language = Annotated[str, AfterValidator(_language)]
@@ -297,6 +298,8 @@ class MonitorModel(Model):
     ops_channels: list[Name] = []
     http: Annotated[str, AfterValidator(_http_address)] | None = None
     http_token: Annotated[str, AfterValidator(_http_token)] | None = None
+    full_text: bool = DEFAULTS.full_text
+    full_text_wait: FullTextWait = DEFAULTS.full_text_wait
 
 
 class FeedModel(Model):
@@ -306,6 +309,7 @@ class FeedModel(Model):
     enabled: bool = True
     catch_up: bool = False
     per_host: Annotated[int, Field(ge=1, le=100)] | None = None
+    full_text: bool | None = None  # None: [monitor] full_text
 
 
 class RuleModel(Model):

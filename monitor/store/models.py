@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -110,6 +111,9 @@ class ItemRow(Base):
     text: Mapped[str] = mapped_column(Text)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # as the feed says
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # revision 0008, full-text feeds: the article's text (UTF-8, zlib) or why it was not read
+    article: Mapped[bytes | None] = mapped_column(LargeBinary)
+    article_error: Mapped[str | None] = mapped_column(Text)
 
 
 class MatchRow(Base):
@@ -126,6 +130,7 @@ class MatchRow(Base):
     snippet: Mapped[str] = mapped_column(Text)
     matched_at: Mapped[datetime] = mapped_column(UTCDateTime)
     alerted: Mapped[bool] = mapped_column(Boolean)  # False: too old, duplicate, or no channel
+    source: Mapped[str | None] = mapped_column(String(10))  # revision 0008; None: "feed"
 
 
 class RuleLinkRow(Base):

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import zlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -810,6 +811,7 @@ class Store:
                     terms=tuple(json.loads(m.terms)),
                     snippet=m.snippet,
                     alerted=m.alerted,
+                    source=m.source or "feed",
                 )
                 for m, i, feed in session.execute(stmt)
             ]
@@ -833,6 +835,7 @@ class Store:
                     link=i.link,
                     published=i.published_at,
                     first_seen=i.first_seen_at,
+                    article=unpack_article(i.article),
                 )
                 for i, feed in session.execute(stmt)
             ]
@@ -872,6 +875,8 @@ class Tx:
                     "text": item.text,
                     "published_at": item.published,
                     "first_seen_at": now,
+                    "article": pack_article(item.article),
+                    "article_error": item.article_error,
                 }
                 for item in items[start : start + 300]
             ]
@@ -903,6 +908,7 @@ class Tx:
                 snippet=match.snippet,
                 matched_at=now,
                 alerted=alerted,
+                source=match.source,
             )
         )
 
@@ -991,6 +997,22 @@ class Tx:
                 .where(FeedRow.name == name)
                 .values(items_seen=FeedRow.items_seen + count)
             )
+
+
+def pack_article(text: str | None) -> bytes | None:
+    """An article's text as stored: UTF-8, zlib-compressed (news text shrinks ~3x)."""
+    return None if text is None else zlib.compress(text.encode("utf-8"), 6)
+
+
+def unpack_article(data: bytes | None) -> str | None:
+    """The stored article text (None when there is none or it cannot be read back)."""
+    if data is None:
+        return None
+    try:
+        return zlib.decompress(bytes(data)).decode("utf-8", errors="replace")
+    except zlib.error:
+        log.warning("a stored article text is damaged; read as missing")
+        return None
 
 
 def _may_not_write(url: str) -> bool:
