@@ -368,3 +368,59 @@ def test_article_text_round_trips_compressed() -> None:
     assert unpack_article(packed) == text
     assert unpack_article(b"not zlib") is None
     assert pack_article(None) is None
+
+
+# --- configuration and commands ------------------------------------------------------------
+
+
+def test_full_text_keys(tmp_path: Path) -> None:
+    from tests.test_config import load, only
+
+    config = load(
+        tmp_path,
+        '[monitor]\nfull_text = true\nfull_text_wait = "30s"\n'
+        '[[feeds]]\nname = "a"\nurl = "https://example.org/a"\n'
+        '[[feeds]]\nname = "b"\nurl = "https://example.org/b"\nfull_text = false\n',
+    )
+    assert config.settings.full_text_wait == timedelta(seconds=30)
+    assert [f.full_text for f in config.feeds] == [True, False]
+    default = load(tmp_path, '[[feeds]]\nname = "a"\nurl = "https://example.org/a"\n')
+    assert default.settings.full_text_wait == timedelta(minutes=2)
+    assert not default.feeds[0].full_text
+    problem = only(tmp_path, '[monitor]\nfull_text_wait = "0s"\n')
+    assert "monitor.full_text_wait: must be at least 1s" in problem
+    problem = only(
+        tmp_path, '[[feeds]]\nname = "a"\nurl = "https://example.org/a"\nfull_text = "yes"\n'
+    )
+    assert problem.endswith('config.toml:4: feeds[1] "a".full_text: expected true or false')
+
+
+def test_commands_show_the_source_and_backtest_the_article(
+    srv: FeedServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from monitor.cli import main
+
+    srv.routes["/feed"] = Static(rss(srv.base_url, ("1", "Gemeldet", TEASER)))
+    srv.routes["/a/1"] = Static(page(ARTICLE), HTML)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[monitor]\ndatabase = "sqlite:///m.db"\nfull_text_wait = "20s"\n[channels]\n'
+        f'[[feeds]]\nname = "news"\nurl = "{srv.url("/feed")}"\nfull_text = true\n'
+        '[[rules]]\nname = "auerhahn"\nany = ["Auerhahn"]\nchannels = []\n'
+        '[[rules]]\nname = "ministerium"\nany = ["Ministerium"]\nchannels = []\n',
+        encoding="utf-8",
+    )
+    assert main(["--config", str(config), "poll"]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(config), "matches", "--format", "json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert {r["rule"]: r["source"] for r in records} == {
+        "auerhahn": "article",
+        "ministerium": "article",
+    }
+    assert main(["--config", str(config), "matches", "--format", "csv"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header.endswith(",alerted,source")
+    # the backtest reads the stored article like the poll did
+    assert main(["--config", str(config), "test-rule", "--query", "Auerhahn", "--history"]) == 0
+    assert "1 of 1 stored items" in capsys.readouterr().out
