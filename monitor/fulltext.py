@@ -48,8 +48,11 @@ async def read_articles(
     links = list(dict.fromkeys(i.link for i in items if i.link))
     tasks = {link: asyncio.create_task(_read(app, feed, link, fetcher, settings)) for link in links}
     wait = settings.full_text_wait.total_seconds()
-    if tasks:
-        _, late = await asyncio.wait(tasks.values(), timeout=wait)
+    try:
+        if tasks:
+            await asyncio.wait(tasks.values(), timeout=wait)
+    finally:  # also when the poll itself is cancelled (a reload, a stop): no orphan fetches
+        late = [task for task in tasks.values() if not task.done()]
         for running in late:
             running.cancel()
         if late:

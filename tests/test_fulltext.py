@@ -424,3 +424,39 @@ def test_commands_show_the_source_and_backtest_the_article(
     # the backtest reads the stored article like the poll did
     assert main(["--config", str(config), "test-rule", "--query", "Auerhahn", "--history"]) == 0
     assert "1 of 1 stored items" in capsys.readouterr().out
+
+
+def test_the_main_process_never_imports_the_extractor() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, monitor.pipeline, monitor.fulltext, monitor.daemon; "
+        "print(sorted({'trafilatura', 'justext', 'lxml'} & {m.split('.')[0] for m in sys.modules}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"  # the workers import it (forkserver preload)
+
+
+def test_a_cancelled_poll_leaves_no_article_fetch_running(srv: FeedServer, tmp_path: Path) -> None:
+    srv.routes["/feed"] = Static(rss(srv.base_url, ("1", "Gemeldet", TEASER)))
+    srv.routes["/a/1"] = Static(page(ARTICLE), HTML, delay=15)
+    feed = FeedConfig("news", srv.url("/feed"), timedelta(minutes=5), full_text=True)
+    app = open_app(make_config(tmp_path, [feed], wait=timedelta(seconds=60)))
+
+    async def main() -> list[asyncio.Task[Any]]:
+        async with Fetcher(timeout=30) as fetcher:
+            polling = asyncio.create_task(pipeline.poll_feed(app, feed, fetcher))
+            while srv.hits("/a/1") == 0:
+                await asyncio.sleep(0.05)
+            polling.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await polling
+            return [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+
+    try:
+        assert asyncio.run(main()) == []
+        assert app.store.items() == []  # nothing stored: the next poll sees the item as new
+    finally:
+        app.close()
+        app.store.close()
