@@ -18,6 +18,7 @@ from datetime import timedelta
 from monitor.alerts.decide import PollPlan
 from monitor.clock import Clock, utcnow
 from monitor.errors import StorageError
+from monitor.feeds.article import RobotsCache
 from monitor.feeds.fetch import Fetcher
 from monitor.metrics import Observer
 from monitor.snapshot import Snapshot
@@ -49,6 +50,8 @@ class App:
         # told about every poll, delivery, tick and reload (monitor.metrics; `monitor run`
         # with [monitor] http puts a Metrics here)
         self.observer = Observer()
+        # robots.txt answers for article fetches (full-text feeds), kept across polls
+        self.robots = RobotsCache(clock)
         self._snapshot = Snapshot.of(config, 1)
         self._write_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._waiting: list[tuple[PollPlan, asyncio.Future[Recorded]]] = []  # group commit

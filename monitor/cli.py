@@ -223,6 +223,7 @@ def cmd_matches(args: argparse.Namespace) -> int:
             "alerted": m.alerted,
             "also_reported_by": list(m.also_reported_by),
             "copy_of": m.copy_of,
+            "source": m.source,
         }
         for m in found
     ]
@@ -231,12 +232,12 @@ def cmd_matches(args: argparse.Namespace) -> int:
         print()
     elif args.format == "csv":
         writer = csv.writer(sys.stdout)
-        writer.writerow([*CSV_COLUMNS, "alerted", "also_reported_by", "copy_of"])
+        writer.writerow([*CSV_COLUMNS, "alerted", "also_reported_by", "copy_of", "source"])
         for record in records:
             cells = [_csv_cell(record[key]) for key in CSV_COLUMNS]
             alerted = "true" if record["alerted"] else "false"
             story = [_csv_cell(record["also_reported_by"]), _csv_cell(record["copy_of"])]
-            writer.writerow([*cells, alerted, *story])
+            writer.writerow([*cells, alerted, *story, record["source"]])
     else:
         rows = [
             [
@@ -249,6 +250,7 @@ def cmd_matches(args: argparse.Namespace) -> int:
                 ", ".join(m.terms),
                 _when(m.published)[:16],
                 ", ".join(m.also_reported_by) or (f"copy of {m.copy_of}" if m.copy_of else ""),
+                m.source,
                 one_line(m.snippet),
             ]
             for m in found
@@ -263,6 +265,7 @@ def cmd_matches(args: argparse.Namespace) -> int:
             "terms",
             "published",
             "also reported by",
+            "source",
             "snippet",
         ]
         width = shutil.get_terminal_size().columns
@@ -371,7 +374,7 @@ _MATCH_SHRINK = {
     "feed": 12,
     "also reported by": 16,
 }
-_MATCH_DROP = ("snippet", "published", "also reported by")
+_MATCH_DROP = ("snippet", "published", "source", "also reported by")
 
 
 def _csv_cell(value: object) -> str:

@@ -41,6 +41,7 @@ from monitor.app import App
 from monitor.errors import FeedError, StorageError
 from monitor.feeds.fetch import Fetcher
 from monitor.feeds.schedule import Permission, may_poll
+from monitor.fulltext import read_articles
 from monitor.snapshot import Snapshot
 from monitor.store.repo import PendingAlert, Recorded
 from monitor.types import (
@@ -261,6 +262,9 @@ async def _poll(
             keys = [i.key for i in parsed.items]
             seen = await asyncio.to_thread(app.store.seen_keys, feed.name, keys)
             fresh = [item for item in parsed.items if item.key not in seen]
+            if feed.full_text and fresh:  # each article read (or given up) before matching
+                settings = snapshot.config.settings
+                fresh = await read_articles(app, feed, fresh, fetcher, settings)
             matched = await app.executor.match(
                 snapshot.matcher_id, snapshot.rules, feed.name, fresh
             )

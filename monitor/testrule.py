@@ -123,13 +123,15 @@ def _history(config: Config, rule: CompiledRule, since: datetime | None) -> int:
     for item in items:
         if not rule.applies_to(item.feed):
             continue
-        result = rule.explain(item.title, item.text, url=item.link)
+        # a full-text feed's item is matched on its feed text and its article, as when polled
+        text = f"{item.text}\n\n{item.article}" if item.article else item.text
+        result = rule.explain(item.title, text, url=item.link)
         if result is None:
             continue
         when = item.published or item.first_seen
         hits.append((item.feed, when))
         print(f"{when:%Y-%m-%d %H:%M}  {item.feed}  {item.link or ''}")
-        _show(result, item.title, item.text)
+        _show(result, item.title, text)
     scope = f" first seen since {since:%Y-%m-%d %H:%M} UTC" if since else ""
     print(f"\n{_label(rule)}: {len(hits)} of {len(items)} stored items{scope} match")
     if hits:

@@ -60,6 +60,8 @@ class Settings:
     timing: AlertTiming = AlertTiming()  # the rules' default digest / quiet hours / cap
     story_similarity: float = 0.5  # near-duplicate stories: estimated Jaccard of shingles
     story_window: timedelta = timedelta(hours=48)  # how far back a story's first copy is found
+    full_text: bool = False  # default of [[feeds]] full_text: read each new item's article
+    full_text_wait: timedelta = timedelta(minutes=2)  # then match on the feed text alone
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,7 @@ class FeedConfig:
     enabled: bool = True
     catch_up: bool = False  # first successful poll stores and matches, alerts nothing
     per_host: int | None = None  # overrides Settings.per_host for this feed's fetches
+    full_text: bool = False  # fetch each new item's article page and match its text too
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +161,7 @@ class FetchRequest:
     etag: str | None = None
     last_modified: str | None = None
     per_host: int | None = None  # this feed's per-host limit; None: the Fetcher's default
+    accept: str | None = None  # the Accept header; None: feed types (fetch.ACCEPT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +195,10 @@ class Item:
     published: datetime | None  # as the feed states it, UTC; None when absent or unparseable
     categories: tuple[str, ...] = ()  # also part of `text`; searched alone by `tag:`
     author: str | None = None
+    # full-text feeds only (issue 12): the article's main text as read from `link`, or why it
+    # was not read (then the item is matched on its feed text alone)
+    article: str | None = None
+    article_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +222,9 @@ class Match:
     rule: str
     terms: tuple[str, ...]
     snippet: str
+    # what was matched: "feed" (the feed's text) or "article" (title, feed text and the
+    # article's text, read from the item's link: full-text feeds)
+    source: str = "feed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,6 +384,7 @@ class StoredMatch:
     # item, and, for a copy, the feed of the story's first item
     also_reported_by: tuple[str, ...] = ()
     copy_of: str | None = None
+    source: str = "feed"  # Match.source
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,6 +395,7 @@ class StoredItem:
     link: str | None
     published: datetime | None
     first_seen: datetime
+    article: str | None = None  # the article's text (full-text feeds), stored compressed
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import pickle
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
+from monitor.feeds.extract import extract_text
 from monitor.feeds.parse import parse_feed
 from monitor.rules.compile import CompiledRules, compile_rules
 from monitor.types import Item, Match, ParsedFeed, RuleConfig
@@ -19,6 +21,11 @@ from monitor.types import Item, Match, ParsedFeed, RuleConfig
 def parse(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
     """The parsed document (FeedError when it is not a feed)."""
     return parse_feed(body, headers, url)
+
+
+def extract_article(body: bytes, headers: Mapping[str, str], url: str) -> str:
+    """An article page's main text (FeedError when there is none): full-text feeds."""
+    return extract_text(body, headers, url)
 
 
 # --- matching: one compiled rule set per worker process and rule-set id ---------------------
@@ -48,4 +55,28 @@ def match_items(
             _COMPILED.popitem(last=False)
     else:
         _COMPILED.move_to_end(matcher_id)
-    return [(item, compiled.match_item(item, feed=feed)) for item in items]
+    return [(item, _match_one(compiled, item, feed)) for item in items]
+
+
+NOTE_MAX = 80  # characters of the reason an article was not read, shown before the snippet
+
+
+def _match_one(compiled: CompiledRules, item: Item, feed: str) -> list[Match]:
+    """An item's matches. A full-text item whose article was read is matched on its title,
+    feed text and article text (source "article"); one whose article could not be read on
+    its feed text, and its snippet says why the article is missing."""
+    if item.article:
+        whole = replace(item, text=f"{item.text}\n\n{item.article}" if item.text else item.article)
+        return [replace(m, source="article") for m in compiled.match_item(whole, feed=feed)]
+    matches = compiled.match_item(item, feed=feed)
+    if item.article_error is None:
+        return matches
+    note = (
+        item.article_error
+        if len(item.article_error) <= NOTE_MAX
+        else (item.article_error[: NOTE_MAX - 1] + "…")
+    )
+    return [
+        replace(m, snippet=f"[feed text only; article not read: {note}] {m.snippet}")
+        for m in matches
+    ]

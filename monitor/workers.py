@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 TASKS = "monitor.worker_tasks"
 PARSE = f"{TASKS}:parse"
 MATCH = f"{TASKS}:match_items"
+EXTRACT = f"{TASKS}:extract_article"
 _KEEP = 2  # rule-set files kept: the current generation's and the one before
 
 
@@ -124,6 +125,12 @@ class WorkerPool:
         """The parsed document (FeedError when it is not a feed or overruns the deadline)."""
         parsed: ParsedFeed = await self._run("parsing", PARSE, body, dict(headers), url)
         return parsed
+
+    async def extract(self, body: bytes, headers: Mapping[str, str], url: str) -> str:
+        """An article page's main text (FeedError when there is none or it overruns the
+        deadline): full-text feeds."""
+        text: str = await self._run("extracting the article", EXTRACT, body, dict(headers), url)
+        return text
 
     async def match(
         self,

@@ -126,8 +126,10 @@ def test_matches_formats_carry_the_same_fields(
     assert set(record) == {
         *("rule", "title", "link", "feed", "published", "matched_at", "terms", "snippet"),
         *("alerted", "also_reported_by", "copy_of"),
+        "source",  # "feed" or "article" (full-text feeds, issue 12)
     }
     assert record["alerted"] is True and "Kursk" in record["snippet"]
+    assert record["source"] == "feed"
 
     code, out, _ = run(capsys, "--config", str(config), "matches", "--format", "csv")
     header, row = list(csv.reader(io.StringIO(out)))

@@ -188,7 +188,7 @@ def test_also_reported_by_in_matches_and_in_the_digest(
     assert records["b"]["also_reported_by"] == [] and records["b"]["copy_of"] == "a"
     assert main(["--config", str(toml), "matches", "--rule", "kursk", "--format", "csv"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].endswith(",alerted,also_reported_by,copy_of")
+    assert lines[0].endswith(",alerted,also_reported_by,copy_of,source")
     assert main(["--config", str(toml), "matches", "--rule", "kursk"]) == 0
     table = capsys.readouterr().out
     assert "also reported by" in table and "copy of a" in table

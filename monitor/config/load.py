@@ -22,7 +22,8 @@ Decisions (for README.md):
   N-th `[[rules]]` header (and the key inside it); it is left out when that is ambiguous.
 - Durations: `30s`, `15m`, `2h`, `7d`, `2w` and combinations in descending order (`1h30m`).
   A bare number is an error (the unit would be a guess). Feed intervals are at least 30s, the
-  timeout at least 1s, max_age at least 1s, give_up_after at least 1m.
+  timeout at least 1s, max_age at least 1s, give_up_after at least 1m,
+  full_text_wait at least 1s.
 - Sizes (`max_bytes`): an integer number of bytes or `"512KB"`, `"10MB"`, `"1GB"` (binary:
   1 KB = 1024 bytes; `KiB`/`MiB`/`GiB` are accepted too). At least 1 KB.
 - Interpolation: `${NAME}` (NAME = letters, digits, `_`), `${NAME:-default}` (default also when
@@ -307,6 +308,8 @@ class _Loader:
             timing=timing(model, AlertTiming()),
             story_similarity=model.story_similarity,
             story_window=model.story_window,
+            full_text=model.full_text,
+            full_text_wait=model.full_text_wait,
         )
 
     def ops_channels(self, settings: Settings) -> None:
@@ -398,6 +401,7 @@ class _Loader:
                     enabled=model.enabled,
                     catch_up=model.catch_up,
                     per_host=model.per_host,
+                    full_text=settings.full_text if model.full_text is None else model.full_text,
                 )
             )
         return tuple(out)

@@ -333,6 +333,7 @@ Interval = Annotated[timedelta, BeforeValidator(_duration(MIN_INTERVAL))]
 Timeout = Annotated[timedelta, BeforeValidator(_duration(MIN_TIMEOUT))]
 MaxAge = Annotated[timedelta, BeforeValidator(_duration(timedelta(seconds=1)))]
 HealthAfter = Annotated[timedelta, BeforeValidator(_duration(timedelta(minutes=1)))]
+FullTextWait = Annotated[timedelta, BeforeValidator(_duration(timedelta(seconds=1)))]
 # at least one retry after the first failure (30 s backoff) before an alert counts as failed
 GiveUpAfter = Annotated[timedelta, BeforeValidator(_duration(timedelta(minutes=1)))]
 Language = Annotated[str, AfterValidator(_language)]
@@ -375,6 +376,8 @@ class MonitorModel(Model):
 
     watch_config: bool = DEFAULTS.watch_config
     retention: Annotated[timedelta | None, BeforeValidator(_retention)] = DEFAULTS.retention
+    full_text: bool = DEFAULTS.full_text
+    full_text_wait: FullTextWait = DEFAULTS.full_text_wait
 
 
 class FeedModel(Model):
@@ -384,6 +387,7 @@ class FeedModel(Model):
     enabled: bool = True
     catch_up: bool = False
     per_host: Annotated[int, Field(ge=1, le=100)] | None = None
+    full_text: bool | None = None  # None: [monitor] full_text
 
 
 class RuleModel(Model):

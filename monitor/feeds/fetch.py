@@ -222,6 +222,11 @@ class Fetcher:
         self._slots: asyncio.Semaphore | None = None
         self._hosts: dict[str, _HostGate] = {}
 
+    @property
+    def address_kind(self) -> Callable[[IPAddress], str | None]:
+        """Which addresses this Fetcher counts as not public (None: public)."""
+        return self._address_kind
+
     async def __aenter__(self) -> Self:
         await self.open()
         return self
@@ -331,7 +336,7 @@ class Fetcher:
     async def _fetch(
         self, session: aiohttp.ClientSession, req: FetchRequest, progress: _Progress
     ) -> FetchResult:
-        headers = {"Accept": ACCEPT, "Accept-Encoding": "gzip, deflate"}
+        headers = {"Accept": req.accept or ACCEPT, "Accept-Encoding": "gzip, deflate"}
         if req.etag is not None and _header_safe(req.etag):
             headers["If-None-Match"] = req.etag
         if req.last_modified is not None and _header_safe(req.last_modified):

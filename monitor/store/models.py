@@ -25,6 +25,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -122,6 +123,9 @@ class ItemRow(Base):
     # revision 0007: one story, several feeds (alerts.story)
     story_sig: Mapped[str | None] = mapped_column(Text)  # MinHash signature, hex
     story_of: Mapped[int | None] = mapped_column(Integer)  # the story's first item, if a copy
+    # revision 0008, full-text feeds: the article's text (UTF-8, zlib) or why it was not read
+    article: Mapped[bytes | None] = mapped_column(LargeBinary)
+    article_error: Mapped[str | None] = mapped_column(Text)
 
 
 class MatchRow(Base):
@@ -138,6 +142,7 @@ class MatchRow(Base):
     snippet: Mapped[str] = mapped_column(Text)
     matched_at: Mapped[datetime] = mapped_column(UTCDateTime)
     alerted: Mapped[bool] = mapped_column(Boolean)  # False: too old, duplicate, or no channel
+    source: Mapped[str | None] = mapped_column(String(10))  # revision 0008; None: "feed"
 
 
 class RuleLinkRow(Base):

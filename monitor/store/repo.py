@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import zlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
@@ -1022,6 +1023,7 @@ class Store:
                     alerted=m.alerted,
                     also_reported_by=tuple(f for f in also.get(i.id, ()) if f != feed),
                     copy_of=first.get(i.story_of) if i.story_of is not None else None,
+                    source=m.source or "feed",
                 )
                 for m, i, feed in found
             ]
@@ -1075,6 +1077,7 @@ class Store:
                     link=i.link,
                     published=i.published_at,
                     first_seen=i.first_seen_at,
+                    article=unpack_article(i.article),
                 )
                 for i, feed in session.execute(stmt)
             ]
@@ -1165,6 +1168,8 @@ class Store:
                             guid=None,
                             link=None,
                             canonical_link=None,
+                            article=None,  # the full text goes with the rest of the item
+                            story_sig=None,
                             pruned_at=now,
                         )
                     )
@@ -1221,6 +1226,8 @@ class Tx:
                     "text": item.text,
                     "published_at": item.published,
                     "first_seen_at": now,
+                    "article": pack_article(item.article),
+                    "article_error": item.article_error,
                 }
                 for item in items[start : start + 300]
             ]
@@ -1299,6 +1306,7 @@ class Tx:
                 snippet=match.snippet,
                 matched_at=now,
                 alerted=alerted,
+                source=match.source,
             )
         )
 
@@ -1431,6 +1439,22 @@ def _pruned_keys(feed: str, keys: Sequence[str]) -> Any:
         .join(FeedRow, FeedRow.id == ItemKeyRow.feed_id)
         .where(FeedRow.name == feed, ItemKeyRow.key.in_(keys))
     )
+
+
+def pack_article(text: str | None) -> bytes | None:
+    """An article's text as stored: UTF-8, zlib-compressed (news text shrinks ~3x)."""
+    return None if text is None else zlib.compress(text.encode("utf-8"), 6)
+
+
+def unpack_article(data: bytes | None) -> str | None:
+    """The stored article text (None when there is none or it cannot be read back)."""
+    if data is None:
+        return None
+    try:
+        return zlib.decompress(bytes(data)).decode("utf-8", errors="replace")
+    except zlib.error:
+        log.warning("a stored article text is damaged; read as missing")
+        return None
 
 
 def _may_not_write(url: str) -> bool:
