@@ -10,6 +10,7 @@ skipped test is a failure: a missing tool, server or data set must not let CI pa
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -67,3 +68,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{tmp_path / 'monitor.db'}"
     else:
         yield request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(autouse=True)
+def keep_logging() -> Iterator[None]:
+    """Commands configure the root logger (`main()` calls setup_logging): every test leaves
+    the next one the logging it found."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    yield
+    root.setLevel(level)
+    root.handlers[:] = handlers

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,15 +10,6 @@ from monitor.cli import main
 from tests.feedserver import FeedServer, Static
 
 FIXTURES = Path(__file__).parent / "fixtures" / "feeds"
-
-
-@pytest.fixture(autouse=True)
-def keep_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
-    yield
-    root.setLevel(level)
-    root.handlers[:] = handlers
 
 
 def feed_line(capsys: pytest.CaptureFixture[str], config: Path, name: str) -> str:

@@ -3,8 +3,6 @@ per day."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -14,15 +12,6 @@ import pytest
 from monitor.cli import main
 from monitor.testrule import history_counts
 from tests.feedserver import FeedServer, Static
-
-
-@pytest.fixture(autouse=True)
-def keep_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
-    yield
-    root.setLevel(level)
-    root.handlers[:] = handlers
 
 
 def test_history_counts_per_feed_and_day() -> None:

@@ -5,12 +5,10 @@ and channel listing every rule it matched, and a clean stop on SIGINT."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -26,15 +24,6 @@ from monitor.store.repo import Store
 from tests.feedserver import FeedServer, Redirect, Static
 from tests.servers import WebhookServer
 from tests.test_daemon import wait_until
-
-
-@pytest.fixture(autouse=True)
-def keep_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
-    yield
-    root.setLevel(level)
-    root.handlers[:] = handlers
 
 
 def rss(*items: tuple[str, str]) -> bytes:

@@ -37,7 +37,7 @@ from typing import Any
 
 from monitor.rules import match as m
 from monitor.rules.stopwords import ALL_STOP_WORDS
-from monitor.types import Item, Match, RuleConfig
+from monitor.types import RuleConfig
 
 Key = tuple[str, str, str]  # (kind "f" | "s" | "p", algorithm or "", text)
 Keys = frozenset[Key]
@@ -153,7 +153,7 @@ def _meets(req: Requirement, has: _ItemKeys) -> bool:
 # --- the compiled rule set -----------------------------------------------------------------
 
 
-class CompiledRules:
+class CompiledRules(m.RuleSet):
     """Every rule of a config generation, compiled and indexed. `match` gives exactly what
     `Matcher(rules).match` gives. Raises `RuleQueryError` like `compile_rule`."""
 
@@ -271,31 +271,6 @@ class CompiledRules:
         return [
             r for i in self._candidates(doc, feed) if (r := compiled[i]._result(doc)) is not None
         ]
-
-    def match(
-        self,
-        title: str,
-        text: str,
-        *,
-        tags: Sequence[str] = (),
-        author: str | None = None,
-        url: str | None = None,
-        feed: str | None = None,
-    ) -> list[Match]:
-        """One Match per matching rule, in rule order; only rules watching `feed` if given."""
-        found = self.explain(title, text, tags=tags, author=author, url=url, feed=feed)
-        return [r.to_match() for r in found]
-
-    def match_item(self, item: Item, feed: str | None = None) -> list[Match]:
-        """`match` over an item's fields: title, text, categories, author, link."""
-        return self.match(
-            item.title,
-            item.text,
-            tags=item.categories,
-            author=item.author,
-            url=item.link,
-            feed=feed,
-        )
 
 
 class _ItemKeys:

@@ -24,7 +24,7 @@ from monitor.rules import query as q
 from monitor.rules.text import Token, fold, stem_with, stemmer_name, tokenize
 from monitor.rules.translit import transliterations
 from monitor.textutil import one_line
-from monitor.types import Match, RuleConfig
+from monitor.types import Item, Match, RuleConfig
 
 TITLE, BODY, TAGS, AUTHOR, URL = range(5)
 _ALL_FIELDS = (TITLE, BODY)  # what an unqualified term searches
@@ -414,7 +414,50 @@ def applies_to(rule: RuleConfig, feed: str | None) -> bool:
     return (rule.feeds is None or feed in rule.feeds) and feed not in rule.exclude_feeds
 
 
-class Matcher:
+class RuleSet:
+    """What every rule set answers (`Matcher`, the oracle, and `compile.CompiledRules`, the
+    index): `explain` (one MatchResult per matching rule, in rule order) is each one's own;
+    `match` and `match_item` follow from it."""
+
+    def explain(
+        self,
+        title: str,
+        text: str,
+        *,
+        tags: Sequence[str] = (),
+        author: str | None = None,
+        url: str | None = None,
+        feed: str | None = None,
+    ) -> list[MatchResult]:
+        raise NotImplementedError
+
+    def match(
+        self,
+        title: str,
+        text: str,
+        *,
+        tags: Sequence[str] = (),
+        author: str | None = None,
+        url: str | None = None,
+        feed: str | None = None,
+    ) -> list[Match]:
+        """One Match per matching rule, in rule order; only rules watching `feed` if given."""
+        found = self.explain(title, text, tags=tags, author=author, url=url, feed=feed)
+        return [r.to_match() for r in found]
+
+    def match_item(self, item: Item, feed: str | None = None) -> list[Match]:
+        """`match` over an item's fields: title, text, categories, author, link."""
+        return self.match(
+            item.title,
+            item.text,
+            tags=item.categories,
+            author=item.author,
+            url=item.link,
+            feed=feed,
+        )
+
+
+class Matcher(RuleSet):
     """Every rule of a config, compiled once; `match` analyses an item once and evaluates every
     rule on it. The simple evaluator: `monitor.rules.compile.CompiledRules` gives the same
     answers faster, and this class is its test oracle."""
@@ -438,20 +481,6 @@ class Matcher:
             for rule in self.rules
             if rule.applies_to(feed) and (r := rule._result(doc)) is not None
         ]
-
-    def match(
-        self,
-        title: str,
-        text: str,
-        *,
-        tags: Sequence[str] = (),
-        author: str | None = None,
-        url: str | None = None,
-        feed: str | None = None,
-    ) -> list[Match]:
-        """One Match per matching rule, in rule order; only rules watching `feed` if given."""
-        found = self.explain(title, text, tags=tags, author=author, url=url, feed=feed)
-        return [r.to_match() for r in found]
 
 
 def explain(rule: RuleConfig | CompiledRule, title: str, text: str) -> MatchResult | None:
