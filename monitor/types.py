@@ -199,6 +199,9 @@ class Item:
     # was not read (then the item is matched on its feed text alone)
     article: str | None = None
     article_error: str | None = None
+    # its story fingerprint (alerts.story), computed in the worker processes for items that
+    # matched a rule: None when not computed, () when the text is too short to compare
+    story_sig: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

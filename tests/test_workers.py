@@ -46,7 +46,9 @@ def test_a_parse_over_its_deadline_is_stopped_and_the_pool_recovers() -> None:
             # stopped, not left to finish: the worker that ran it was killed
             for process in workers:
                 process.join(timeout=30)
-                assert process.exitcode == -signal.SIGKILL
+                assert not process.is_alive()
+                # killed: -SIGKILL, or 255 when the forkserver reaped it before it could report
+                assert process.exitcode in (-signal.SIGKILL, 255)
             again = await pool.parse(RSS, {}, "http://x/")
             assert again.items
 
@@ -76,8 +78,8 @@ def test_matching_in_a_worker_equals_matching_here() -> None:
             assert await pool.match("r1", rules, "f", []) == []
             return list(await pool.match("r1", rules, "f", items))
 
-    expected = [(i, Matcher(rules).match(i.title, i.text)) for i in items]
-    assert asyncio.run(run()) == expected
+    expected = [(i.key, Matcher(rules).match(i.title, i.text)) for i in items]
+    assert [(item.key, found) for item, found in asyncio.run(run())] == expected
 
 
 PICKLED: list[str] = []

@@ -293,7 +293,18 @@ def decide_item(
             timing = tuple(rule_timing(m.rule, timings.get(m.rule), tz, now) for m in mine)
             alerts.append(QueuedAlert(channel, content, timing))
     settings = snapshot.config.settings
-    story = story_of(item.title, item.text, settings.story_similarity, settings.story_window)
+    # a story matters only for what may alert: an item no rule matched has none to fold
+    story = (
+        story_of(
+            item.title,
+            item.text,
+            settings.story_similarity,
+            settings.story_window,
+            sig=item.story_sig,
+        )
+        if plans
+        else None
+    )
     return ItemPlan(item, link_key(feed, item), plans, tuple(alerts), story)
 
 

@@ -78,14 +78,28 @@ def buckets(sig: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(out)
 
 
-def story_of(
-    title: str, text: str, threshold: float = 0.5, window: timedelta = timedelta(hours=48)
-) -> Story | None:
-    """The item's Story, or None when its text is too short to compare."""
+def fingerprint(title: str, text: str) -> tuple[int, ...]:
+    """An item's MinHash signature; () when its text is too short to compare. About 1 ms
+    for a long item: computed in the worker processes (worker_tasks), for matched items only."""
     parts = shingles(f"{title}\n{text}")
     if len(parts) < MIN_SHINGLES:
+        return ()
+    return signature(parts)
+
+
+def story_of(
+    title: str,
+    text: str,
+    threshold: float = 0.5,
+    window: timedelta = timedelta(hours=48),
+    sig: tuple[int, ...] | None = None,
+) -> Story | None:
+    """The item's Story (from `sig` when it was computed already), or None when its text is
+    too short to compare."""
+    if sig is None:
+        sig = fingerprint(title, text)
+    if not sig:
         return None
-    sig = signature(parts)
     return Story(sig, buckets(sig), threshold, window)
 
 
