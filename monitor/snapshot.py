@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from monitor.types import ChannelConfig, Config, FeedConfig, RuleConfig
+from monitor.types import AlertTiming, ChannelConfig, Config, FeedConfig, RuleConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +20,7 @@ class Snapshot:
     feeds: Mapping[str, FeedConfig]
     rules: tuple[RuleConfig, ...]
     routing: Mapping[str, tuple[str, ...]]  # rule name -> the channels it alerts (in order)
+    timings: Mapping[str, AlertTiming]  # rule name -> its digest, quiet hours and cap
     channels: Mapping[str, ChannelConfig]
     # Identifies the rule set: worker processes keep one compiled matcher per id, so a poll
     # never ships the rules again while the id holds.
@@ -34,6 +35,7 @@ class Snapshot:
             feeds={f.name: f for f in config.feeds},
             rules=config.rules,
             routing={r.name: config.rule_channels(r) for r in config.rules},
+            timings={r.name: r.timing for r in config.rules},
             channels={c.name: c for c in config.channels},
             matcher_id=digest,
         )

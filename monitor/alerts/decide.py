@@ -273,7 +273,7 @@ def decide_item(
     )
     alerts = []
     tz = zone(snapshot.config.settings.timezone)
-    timings = {r.name: r.timing for r in snapshot.rules}
+    timings = snapshot.timings
     for channel in snapshot.channels:
         mine = tuple(
             p.match
