@@ -12,7 +12,6 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from monitor.alerts.story import fingerprint
 from monitor.feeds.extract import extract_text
 from monitor.feeds.parse import parse_feed
 from monitor.rules.compile import CompiledRules, compile_rules
@@ -56,13 +55,7 @@ def match_items(
             _COMPILED.popitem(last=False)
     else:
         _COMPILED.move_to_end(matcher_id)
-    found = []
-    for item in items:
-        matches = _match_one(compiled, item, feed)
-        if matches:  # its story fingerprint, here rather than in the main process
-            item = replace(item, story_sig=fingerprint(item.title, item.text))
-        found.append((item, matches))
-    return found
+    return [(item, _match_one(compiled, item, feed)) for item in items]
 
 
 NOTE_MAX = 80  # characters of the reason an article was not read, shown before the snippet

@@ -293,7 +293,8 @@ def decide_item(
             timing = tuple(rule_timing(m.rule, timings.get(m.rule), tz, now) for m in mine)
             alerts.append(QueuedAlert(channel, content, timing))
     settings = snapshot.config.settings
-    # a story matters only for what may alert: an item no rule matched has none to fold
+    # a story matters only for what may alert (its fingerprint costs ~1 ms): an item whose
+    # matches cannot alert has nothing to fold
     story = (
         story_of(
             item.title,
@@ -302,7 +303,7 @@ def decide_item(
             settings.story_window,
             sig=item.story_sig,
         )
-        if plans
+        if any(p.wants_alert for p in plans)
         else None
     )
     return ItemPlan(item, link_key(feed, item), plans, tuple(alerts), story)
