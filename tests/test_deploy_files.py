@@ -141,3 +141,21 @@ def test_unit_essentials() -> None:
         "EnvironmentFile=-/etc/news-monitor/env",
     ):
         assert f"\n{line}" in text, line
+
+
+def test_the_image_lock_pins_every_runtime_dependency() -> None:
+    """deploy/requirements.lock is installed with --no-deps: a dependency missing there is
+    missing in the image (it happened once: the worker processes could not import)."""
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["postgres"]]
+
+    def norm(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    lock = (ROOT / "deploy" / "requirements.lock").read_text(encoding="utf-8")
+    pinned = {norm(line.split("==")[0]) for line in lock.splitlines() if "==" in line}
+    names = {norm(re.split(r"[\[<>=!~ ;]", spec, maxsplit=1)[0]) for spec in wanted}
+    assert names - pinned == set()
