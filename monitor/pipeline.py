@@ -258,16 +258,27 @@ async def _poll(
     # the same bytes as the last 200 parsed: nothing to parse, match or store (like a 304)
     if result.status is FetchStatus.OK and body_hash != state.body_hash:
         try:
-            parsed = await app.executor.parse(result.body, result.headers, result.url)
-            keys = [i.key for i in parsed.items]
-            seen = await asyncio.to_thread(app.store.seen_keys, feed.name, keys)
-            fresh = [item for item in parsed.items if item.key not in seen]
-            if feed.full_text and fresh:  # each article read (or given up) before matching
-                settings = snapshot.config.settings
-                fresh = await read_articles(app, feed, fresh, fetcher, settings)
-            matched = await app.executor.match(
-                snapshot.matcher_id, snapshot.rules, feed.name, fresh
-            )
+            if state.items_seen == 0 and not feed.full_text:
+                # no item of this feed stored yet: none to leave out, parse and match at once
+                parsed, matched = await app.executor.parse_and_match(
+                    result.body,
+                    result.headers,
+                    result.url,
+                    snapshot.matcher_id,
+                    snapshot.rules,
+                    feed.name,
+                )
+            else:
+                parsed = await app.executor.parse(result.body, result.headers, result.url)
+                keys = [i.key for i in parsed.items]
+                seen = await asyncio.to_thread(app.store.seen_keys, feed.name, keys)
+                fresh = [item for item in parsed.items if item.key not in seen]
+                if feed.full_text and fresh:  # each article read (or given up) before matching
+                    settings = snapshot.config.settings
+                    fresh = await read_articles(app, feed, fresh, fetcher, settings)
+                matched = await app.executor.match(
+                    snapshot.matcher_id, snapshot.rules, feed.name, fresh
+                )
         except FeedError as exc:
             error, parsed = str(exc), None
     plan = plan_poll(

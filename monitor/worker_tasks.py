@@ -44,8 +44,29 @@ def match_items(
     rules_file: str,
     feed: str,
     items: Sequence[Item],
-) -> list[tuple[Item, list[Match]]]:
-    """Every item with the rules it matches (runs in a worker process)."""
+) -> list[list[Match]]:
+    """The matches of every item, in the items' order (runs in a worker process). Only the
+    matches travel back: the parent has the items."""
+    compiled = _compiled(matcher_id, rules_file)
+    return [_match_one(compiled, item, feed) for item in items]
+
+
+def parse_and_match(
+    body: bytes,
+    headers: Mapping[str, str],
+    url: str,
+    matcher_id: str,
+    rules_file: str,
+    feed: str,
+) -> tuple[ParsedFeed, list[list[Match]]]:
+    """`parse`, then `match_items` over every item: one round trip for a feed none of whose
+    items can have been stored yet (its first poll)."""
+    parsed = parse_feed(body, headers, url)
+    return parsed, match_items(matcher_id, rules_file, feed, parsed.items)
+
+
+def _compiled(matcher_id: str, rules_file: str) -> CompiledRules:
+    """This worker's compiled rule set for `matcher_id` (read and compiled on first use)."""
     compiled = _COMPILED.get(matcher_id)
     if compiled is None:
         with open(rules_file, "rb") as handle:
@@ -55,7 +76,7 @@ def match_items(
             _COMPILED.popitem(last=False)
     else:
         _COMPILED.move_to_end(matcher_id)
-    return [(item, _match_one(compiled, item, feed)) for item in items]
+    return compiled
 
 
 NOTE_MAX = 80  # characters of the reason an article was not read, shown before the snippet

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 TASKS = "monitor.worker_tasks"
 PARSE = f"{TASKS}:parse"
 MATCH = f"{TASKS}:match_items"
+PARSE_AND_MATCH = f"{TASKS}:parse_and_match"
 EXTRACT = f"{TASKS}:extract_article"
 _KEEP = 2  # rule-set files kept: the current generation's and the one before
 
@@ -144,10 +145,28 @@ class WorkerPool:
         if not items:
             return []
         path = self._rules_file(matcher_id, rules)
-        found: list[tuple[Item, list[Match]]] = await self._run(
+        found: list[list[Match]] = await self._run(
             "matching", MATCH, matcher_id, path, feed, list(items)
         )
-        return found
+        return list(zip(items, found, strict=True))
+
+    async def parse_and_match(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        url: str,
+        matcher_id: str,
+        rules: tuple[RuleConfig, ...],
+        feed: str,
+    ) -> tuple[ParsedFeed, list[tuple[Item, list[Match]]]]:
+        """`parse`, then `match` over every item of the document, in one round trip: for a
+        feed that has no stored item yet (nothing to leave out before matching)."""
+        path = self._rules_file(matcher_id, rules)
+        found: tuple[ParsedFeed, list[list[Match]]] = await self._run(
+            "parsing", PARSE_AND_MATCH, body, dict(headers), url, matcher_id, path, feed
+        )
+        parsed, matches = found
+        return parsed, list(zip(parsed.items, matches, strict=True))
 
     def _rules_file(self, matcher_id: str, rules: tuple[RuleConfig, ...]) -> str:
         """The file holding this rule set for the workers (written on first use)."""

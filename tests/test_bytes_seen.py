@@ -38,6 +38,21 @@ class CountingPool(WorkerPool):
         self.matched += [i.key for i in items]
         return await super().match(matcher_id, rules, feed, items)
 
+    async def parse_and_match(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        url: str,
+        matcher_id: str,
+        rules: tuple[RuleConfig, ...],
+        feed: str,
+    ) -> tuple[ParsedFeed, list[tuple[Item, list[Match]]]]:
+        """A feed's first poll: parsed and matched in one round trip."""
+        self.parsed += 1
+        parsed, found = await super().parse_and_match(body, headers, url, matcher_id, rules, feed)
+        self.matched += [i.key for i in parsed.items]
+        return parsed, found
+
 
 def rss(*guids: str) -> bytes:
     items = "".join(
