@@ -33,6 +33,7 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    insert,
     inspect,
     or_,
     select,
@@ -1321,7 +1322,7 @@ class Tx:
         """Write the match rows `insert_match` collected (before anything reads them)."""
         if self._matches:
             rows, self._matches = self._matches, []
-            self.session.execute(MatchRow.__table__.insert(), rows)
+            self.session.execute(insert(MatchRow.__table__), rows)
 
     def due(self, alert: QueuedAlert, now: datetime) -> datetime | None:
         """When this alert goes out (`QueuedAlert.due`, pure), given the immediate alerts of
