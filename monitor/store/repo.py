@@ -22,12 +22,13 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 from sqlalchemy import (
     Connection,
     Engine,
+    Table,
     and_,
     create_engine,
     delete,
@@ -1322,7 +1323,7 @@ class Tx:
         """Write the match rows `insert_match` collected (before anything reads them)."""
         if self._matches:
             rows, self._matches = self._matches, []
-            self.session.execute(insert(MatchRow.__table__), rows)
+            self.session.execute(insert(cast(Table, MatchRow.__table__)), rows)
 
     def due(self, alert: QueuedAlert, now: datetime) -> datetime | None:
         """When this alert goes out (`QueuedAlert.due`, pure), given the immediate alerts of
