@@ -16,7 +16,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
-from monitor.alerts.decide import Fetched, Gone, QueuedAlert
+from monitor.alerts.decide import Failed, Fetched, Gone, QueuedAlert
 from monitor.errors import StorageError
 from monitor.store.models import Base
 from monitor.store.repo import MIGRATIONS, Store, make_engine
@@ -282,3 +282,24 @@ def test_database_errors_leave_the_store_as_storage_errors(tmp_path: Path) -> No
             tx.enqueue(1, alert("desk", "nm-1"), NOW)
     finally:
         store.close()
+
+
+def test_feed_rows_written_in_batches_equal_those_written_one_by_one(store: Store) -> None:
+    """`apply_many` (the 304s of a pass, in a few executemany statements) leaves the rows as
+    `apply` does, and refuses a feed without a row instead of writing nothing silently."""
+    other = FeedConfig("other", "http://127.0.0.1:9/other", FEED.interval)
+    third = FeedConfig("third", "http://127.0.0.1:9/third", FEED.interval)
+    store.sync_feeds([FEED, other, third])
+    failed = Failed(NOW, "HTTP 500", consecutive_failures=2, next_poll_at=NOW, retry_until=None)
+    with store.transaction() as tx:
+        tx.apply(FEED.name, fetched('"a"'))
+        tx.apply_many([(other.name, fetched('"a"')), (third.name, failed)])
+    one, many, bad = (store.feed_state(n) for n in (FEED.name, other.name, third.name))
+    assert (many.etag, many.last_success_at, many.consecutive_failures) == ('"a"', NOW, 0)
+    assert (one.etag, one.last_success_at) == (many.etag, many.last_success_at)
+    assert (bad.consecutive_failures, bad.last_error, bad.failing_since) == (2, "HTTP 500", NOW)
+    with pytest.raises(StorageError, match="no row"), store.transaction() as tx:
+        tx.apply_many([(FEED.name, fetched('"b"')), ("nowhere", fetched('"b"'))])
+    assert store.feed_state(FEED.name).etag == '"a"'  # the whole transaction rolled back
+    with pytest.raises(StorageError, match="nowhere"), store.transaction() as tx:
+        tx.apply("nowhere", fetched('"b"'))

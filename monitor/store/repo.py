@@ -21,6 +21,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import quote
@@ -30,12 +31,14 @@ from sqlalchemy import (
     Engine,
     Table,
     and_,
+    bindparam,
     create_engine,
     delete,
     event,
     func,
     insert,
     inspect,
+    literal,
     or_,
     select,
     text,
@@ -68,6 +71,7 @@ from monitor.store.models import (
     OutboxRow,
     RuleLinkRow,
     StoryBucketRow,
+    UTCDateTime,
 )
 from monitor.store.owners import OwnerLock, new_owner
 from monitor.types import (
@@ -661,18 +665,21 @@ class Store:
         whole: all of them commit, or none."""
         try:
             with self.transaction() as tx:
-                return [self._record(tx, plan) for plan in plans]
+                # the feed rows of polls with nothing else to write (304s, unchanged bodies,
+                # failures) in a few executemany statements; the others one by one
+                simple = [p for p in plans if _only_the_feed_row(p)]
+                tx.apply_many([(p.feed, p.update) for p in simple])  # type: ignore[misc]
+                return [Recorded() if _only_the_feed_row(p) else self._record(tx, p) for p in plans]
         except (SQLAlchemyError, StorageError) as exc:
             feeds = ", ".join(p.feed for p in plans[:3]) + (", ..." if len(plans) > 3 else "")
             raise StorageError(f"cannot record the poll of feed {feeds}: {_reason(exc)}") from exc
 
     @staticmethod
     def _record(tx: Tx, plan: PollPlan) -> Recorded:
-        tx.apply(plan.feed, plan.update)
+        feed_id = tx.apply(plan.feed, plan.update)
         health = tx.change_health(plan.feed, plan.health)
         if not plan.items:
             return Recorded(alerts=health)
-        feed_id = tx.feed_id(plan.feed)
         now = plan.update.at
         # insert-or-ignore: an item another poller stored meanwhile gets no id here
         ids = tx.insert_items(feed_id, [p.item for p in plan.items], now)
@@ -1402,43 +1409,30 @@ class Tx:
             )
         )
 
-    def apply(self, feed: str, update_: Fetched | Failed | Gone) -> None:
-        """The feed row after a poll."""
-        row = self.session.scalars(select(FeedRow).where(FeedRow.name == feed)).one()
-        if isinstance(update_, Fetched):
-            row.last_success_at = update_.at
-            row.consecutive_failures = 0
-            row.last_error = None
-            row.retry_until = None
-            row.next_poll_at = update_.next_poll_at
-            row.etag = update_.etag
-            row.last_modified = update_.last_modified
-            row.failing_since = None
-            row.last_new_item_at = update_.last_new_item_at
-            if update_.body_hash is not None:
-                row.body_hash = update_.body_hash or None
-            if update_.hints is not None:  # a 304 keeps the hints of the last 200
-                row.cache_max_age = _as_seconds(update_.hints.cache_max_age)
-                row.feed_ttl = _as_seconds(update_.hints.ttl)
-                row.feed_update_interval = _as_seconds(update_.hints.update_interval)
-            if update_.moved_to:
-                row.url = update_.moved_to
-            if update_.document is not None:  # a 304 keeps what the document said
-                row.title = update_.document.title
-                row.problem = update_.document.problem
-        elif isinstance(update_, Failed):
-            row.consecutive_failures = update_.consecutive_failures
-            row.last_error = update_.error
-            row.last_error_at = update_.at
-            row.next_poll_at = update_.next_poll_at
-            row.retry_until = update_.retry_until
-            row.failing_since = update_.failing_since or update_.at
+    def apply(self, feed: str, update_: Fetched | Failed | Gone) -> int:
+        """The feed row after a poll, in one UPDATE; returns the feed's id."""
+        values = feed_row_values(update_)
+        if isinstance(update_, Gone):  # rare: keeps the first failure's time (an expression)
+            stmt: Any = update(FeedRow).where(FeedRow.name == feed).values(values)
+            found = self.session.execute(stmt.returning(FeedRow.id)).scalar_one_or_none()
         else:
-            row.gone = True
-            row.failing_since = row.failing_since or update_.at
-            row.last_error = update_.error
-            row.last_error_at = update_.at
-            row.next_poll_at = None
+            stmt = _feed_update(tuple(values), returning=True)
+            found = self.session.execute(stmt, {**values, "_feed": feed}).scalar_one_or_none()
+        if found is None:
+            raise StorageError(f"feed {feed!r} has no row in the database")
+        return int(found)
+
+    def apply_many(self, updates: Sequence[tuple[str, Fetched | Failed]]) -> None:
+        """`apply` for many feeds at once: one executemany per set of columns (a pass of
+        304s writes its feed rows in a few statements, not one per feed)."""
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for feed, update_ in updates:
+            values = feed_row_values(update_)
+            groups.setdefault(tuple(values), []).append({**values, "_feed": feed})
+        for columns, params in groups.items():
+            done = self.session.execute(_feed_update(columns, returning=False), params)
+            if getattr(done, "rowcount", len(params)) not in (-1, len(params)):
+                raise StorageError("a polled feed has no row in the database")
 
     def add_items_seen(self, name: str, count: int) -> None:
         if count:
@@ -1447,6 +1441,68 @@ class Tx:
                 .where(FeedRow.name == name)
                 .values(items_seen=FeedRow.items_seen + count)
             )
+
+
+@lru_cache(maxsize=64)
+def _feed_update(columns: tuple[str, ...], *, returning: bool) -> Any:
+    """UPDATE feeds SET <columns> WHERE name = :_feed, built once per set of columns (building
+    a statement costs more than running it)."""
+    table = cast(Table, FeedRow.__table__)
+    values = {c: bindparam(c, type_=table.c[c].type) for c in columns}
+    stmt = update(table).where(table.c.name == bindparam("_feed")).values(values)
+    return stmt.returning(table.c.id) if returning else stmt
+
+
+def feed_row_values(update_: Fetched | Failed | Gone) -> dict[str, Any]:
+    """The columns of the feed row a poll's outcome sets (pure: `Tx.apply` writes them)."""
+    if isinstance(update_, Fetched):
+        values: dict[str, Any] = {
+            "last_success_at": update_.at,
+            "consecutive_failures": 0,
+            "last_error": None,
+            "retry_until": None,
+            "next_poll_at": update_.next_poll_at,
+            "etag": update_.etag,
+            "last_modified": update_.last_modified,
+            "failing_since": None,
+            "last_new_item_at": update_.last_new_item_at,
+        }
+        if update_.body_hash is not None:
+            values["body_hash"] = update_.body_hash or None
+        if update_.hints is not None:  # a 304 keeps the hints of the last 200
+            values["cache_max_age"] = _as_seconds(update_.hints.cache_max_age)
+            values["feed_ttl"] = _as_seconds(update_.hints.ttl)
+            values["feed_update_interval"] = _as_seconds(update_.hints.update_interval)
+        if update_.moved_to:
+            values["url"] = update_.moved_to
+        if update_.document is not None:  # a 304 keeps what the document said
+            values["title"] = update_.document.title
+            values["problem"] = update_.document.problem
+        return values
+    if isinstance(update_, Failed):
+        return {
+            "consecutive_failures": update_.consecutive_failures,
+            "last_error": update_.error,
+            "last_error_at": update_.at,
+            "next_poll_at": update_.next_poll_at,
+            "retry_until": update_.retry_until,
+            "failing_since": update_.failing_since or update_.at,
+        }
+    return {
+        "gone": True,
+        # the first failure's time, if the feed was failing before it went
+        "failing_since": func.coalesce(
+            FeedRow.failing_since, literal(update_.at, type_=UTCDateTime())
+        ),
+        "last_error": update_.error,
+        "last_error_at": update_.at,
+        "next_poll_at": None,
+    }
+
+
+def _only_the_feed_row(plan: PollPlan) -> bool:
+    """A poll whose only write is its feed row (no item, no health change, not gone)."""
+    return not plan.items and plan.health is None and not isinstance(plan.update, Gone)
 
 
 def _pruned_keys(feed: str, keys: Sequence[str]) -> Any:
