@@ -44,7 +44,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -1213,8 +1212,13 @@ class Tx:
 
     def _insert(self, table: Any) -> Any:
         if self.dialect == "postgresql":
-            return postgresql.insert(table)
-        return sqlite.insert(table)
+            # imported here: a SQLite user's start-up never loads the PostgreSQL dialect
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
 
     def feed_id(self, name: str) -> int:
         return self.session.scalars(select(FeedRow.id).where(FeedRow.name == name)).one()
