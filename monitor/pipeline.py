@@ -32,8 +32,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-import stamina
-
 from monitor.alerts.decide import Failed, Gone, PollPlan, catching_up, plan_poll
 from monitor.alerts.outbox import gives_up, next_attempt
 from monitor.alerts.render import render_health
@@ -462,6 +460,8 @@ async def _persist(
     """Record a send's outcome, retrying through a short database outage: giving up would
     leave the row leased, and an alert already delivered would be sent again. Retries stop
     before the lease runs out (stamina: exponential backoff with jitter)."""
+    import stamina  # here: a pass with nothing to deliver never loads it (nor tenacity)
+
     limit = DELIVERY_LEASE - timedelta(seconds=30)
     async for attempt in stamina.retry_context(
         on=StorageError, attempts=None, timeout=limit, wait_initial=1.0, wait_max=30.0
