@@ -48,6 +48,7 @@ import ctypes
 import json
 import os
 import pstats
+import re
 import socket
 import subprocess
 import sys
@@ -163,6 +164,8 @@ def write_config(folder: Path, feeds: int, hosts: int, port: int, rules: int) ->
 class Run:
     wall: float
     cpu: float  # user + system of the command and every process it started
+    main_cpu: float  # user + system of the monitor's own process
+    server_cpu: float  # user + system of the feed server meanwhile (it shares the cores)
     main_mb: float  # peak RSS of the monitor's own process
     other_mb: float  # largest peak RSS among its other processes (workers, forkserver)
     others: int  # how many other processes it had
@@ -191,7 +194,14 @@ def _orphans(exclude: set[int]) -> list[int]:
     return found
 
 
+def process_cpu(pid: int) -> float:
+    """User + system seconds of a running process (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def monitor(config: Path, *args: str, keep: set[int], profile: Path | None = None) -> Run:
+    server_before = sum(process_cpu(pid) for pid in keep)
     command = [sys.executable]
     if profile is not None:
         command += ["-m", "cProfile", "-o", str(profile)]
@@ -204,7 +214,8 @@ def monitor(config: Path, *args: str, keep: set[int], profile: Path | None = Non
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
-    cpu = usage.ru_utime + usage.ru_stime
+    cpu = main_cpu = usage.ru_utime + usage.ru_stime
+    server_cpu = sum(process_cpu(pid) for pid in keep) - server_before
     main_mb = usage.ru_maxrss / 1024
     other_mb, others = 0.0, 0
     deadline = time.monotonic() + 30
@@ -220,7 +231,13 @@ def monitor(config: Path, *args: str, keep: set[int], profile: Path | None = Non
                 others += 1
     if proc.returncode not in (0, 1):
         raise SystemExit(f"monitor {' '.join(args)} exited {proc.returncode}:\n{out[-3000:]}")
-    return Run(wall, cpu, main_mb, other_mb, others, out)
+    return Run(wall, cpu, main_cpu, server_cpu, main_mb, other_mb, others, out)
+
+
+def b1_items(run: Run) -> int:
+    """New items a poll reported ("... polled, ...; N new items, ...")."""
+    found = re.search(r"(\d+) new items", run.output)
+    return int(found.group(1)) if found else 0
 
 
 def naive(sample: list[str]) -> float:
@@ -320,11 +337,22 @@ def main() -> int:
                 beyond = (run.cpu - check_cpu) / n * 1000
                 print(
                     f"{label}: {run.wall:.2f} s wall, {run.cpu:.2f} s CPU "
-                    f"({beyond:.2f} ms/feed beyond check), peak RSS {run.main_mb:.0f} MB "
+                    f"({beyond:.2f} ms/feed beyond check; monitor process {run.main_cpu:.2f} s, "
+                    f"workers {run.cpu - run.main_cpu:.2f} s; the feed server meanwhile "
+                    f"{run.server_cpu:.2f} s), peak RSS {run.main_mb:.0f} MB "
                     f"+ {run.others} other processes <= {run.other_mb:.0f} MB each\n"
                     f"    {summary_line(run.output)}"
                 )
             ratio = naive_wall / b1.wall
+            cores = os.cpu_count() or 1
+            budget = naive_wall / FIRST_PASS_TARGET
+            print(
+                f"  30x needs the first pass in {budget:.2f} s: {cores} cores x {budget:.2f} s = "
+                f"{cores * budget:.1f} CPU-seconds for everything; it used "
+                f"{b1.cpu + b1.server_cpu:.1f} (monitor {b1.cpu:.1f} = "
+                f"{b1.cpu / max(1, b1_items(b1)) * 1000:.2f} ms per new item, "
+                f"server {b1.server_cpu:.1f})"
+            )
             per_304 = (b2.cpu - check_cpu) / args.feeds * 1000
             per_small = (s1.cpu - check_cpu) / small
             per_big = (b1.cpu - check_cpu) / args.feeds
