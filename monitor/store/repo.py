@@ -1229,33 +1229,43 @@ class Tx:
         Returns the ids of the rows really inserted, by key: an item another poller stored
         meanwhile is not among them. Multi-row statements, a few hundred rows each.
         """
-        inserted: dict[str, int] = {}
         items = self._not_pruned(feed_id, items)
-        for start in range(0, len(items), 300):
-            rows = [
-                {
-                    "feed_id": feed_id,
-                    "key": item.key,
-                    "guid": item.guid,
-                    "link": item.link,
-                    "canonical_link": item.canonical_link,
-                    "title": item.title,
-                    "text": item.text,
-                    "published_at": item.published,
-                    "first_seen_at": now,
-                    "article": pack_article(item.article),
-                    "article_error": item.article_error,
-                }
-                for item in items[start : start + 300]
-            ]
+        if not items:
+            return {}
+        rows = [
+            {
+                "feed_id": feed_id,
+                "key": item.key,
+                "guid": item.guid,
+                "link": item.link,
+                "canonical_link": item.canonical_link,
+                "title": item.title,
+                "text": item.text,
+                "published_at": item.published,
+                "first_seen_at": now,
+                "article": pack_article(item.article),
+                "article_error": item.article_error,
+            }
+            for item in items
+        ]
+        # executemany with RETURNING: SQLAlchemy batches the rows into multi-row statements
+        # ("insertmanyvalues") from one compiled statement, instead of compiling a new
+        # statement for every batch
+        found = self.session.execute(self._insert_items(), rows)
+        return {key: id_ for key, id_ in found}
+
+    def _insert_items(self) -> Any:
+        """INSERT ... ON CONFLICT (feed_id, key) DO NOTHING RETURNING key, id (built once)."""
+        stmt = _INSERT_ITEMS.get(self.dialect)
+        if stmt is None:
+            table = cast(Table, ItemRow.__table__)
             stmt = (
-                self._insert(ItemRow)
-                .values(rows)
+                self._insert(table)
                 .on_conflict_do_nothing(index_elements=["feed_id", "key"])
-                .returning(ItemRow.key, ItemRow.id)
+                .returning(table.c.key, table.c.id)
             )
-            inserted.update({key: id_ for key, id_ in self.session.execute(stmt)})
-        return inserted
+            _INSERT_ITEMS[self.dialect] = stmt
+        return stmt
 
     def _not_pruned(self, feed_id: int, items: Sequence[Item]) -> Sequence[Item]:
         """`items` but those whose identity retention keeps in item_keys (seen long ago)."""
@@ -1502,6 +1512,9 @@ def feed_row_values(update_: Fetched | Failed | Gone) -> dict[str, Any]:
         "last_error_at": update_.at,
         "next_poll_at": None,
     }
+
+
+_INSERT_ITEMS: dict[str, Any] = {}  # Tx._insert_items, by dialect
 
 
 def _only_the_feed_row(plan: PollPlan) -> bool:
