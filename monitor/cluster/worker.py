@@ -1,0 +1,198 @@
+"""`monitor worker`: a Celery worker whose task polls one feed with `pipeline.poll_feed`.
+
+Celery's `threads` pool runs the tasks; each task hands its poll to one asyncio event loop
+(a thread of its own) that holds the worker's `App`: one HTTP client (aiohttp, with its
+per-host limits), group commit of the store, and the `WorkerPool` processes that parse and
+match with a deadline, exactly as in the single-process daemon. So a worker fetches up to
+`--concurrency` feeds at once (default `[monitor] concurrency`) while parsing uses every core;
+a prefork pool would give each task a process of its own, and a 200 ms fetch would hold it.
+
+A task:
+1. loads the newest config generation from the database when the task carries a newer one
+   than the worker runs (`[cluster]` config changes reach every worker this way);
+2. claims its dispatch record (monitor.store.dispatch): a task delivered twice, or stale,
+   stops here;
+3. polls the feed with `forced=False` (the feed row still says whether it is due: a feed
+   polled by a worker that died before marking its task done is not polled again);
+4. marks the task done.
+The outbox rows are written in the poll's transaction as in one process; the scheduler's
+senders deliver them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+from concurrent.futures import Future
+from datetime import timedelta
+from typing import Any
+
+from monitor import pipeline
+from monitor.app import WORKER_DEADLINE, App, make_app
+from monitor.config import load_config_text
+from monitor.errors import ConfigError, StorageError
+from monitor.feeds.fetch import Fetcher
+from monitor.store import dispatch
+from monitor.store.repo import Store
+from monitor.types import Config
+
+log = logging.getLogger("monitor.cluster.worker")
+
+
+def claim_lease(config: Config) -> timedelta:
+    """How long a claim holds while its worker lives: longer than any poll may take."""
+    s = config.settings
+    return s.timeout * 2 + WORKER_DEADLINE * 2 + s.full_text_wait + timedelta(minutes=1)
+
+
+class WorkerRuntime:
+    """The event loop, App and HTTP client of one worker process; `poll` is thread-safe."""
+
+    def __init__(self, config: Config, store: Store) -> None:
+        self.store = store
+        self.app: App = make_app(config, store=store)
+        self.generation = 0  # the config generation (database id) this worker runs
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="poll-loop")
+        self._thread.daemon = True
+        self._fetcher: Fetcher | None = None
+        self._retired: list[Fetcher] = []
+        self._config_lock: asyncio.Lock | None = None
+
+    def start(self) -> None:
+        self.store.hold_owner_lock()  # claims name this process: its death frees them
+        self._thread.start()
+        self._call(self._open())
+
+    def _call(self, coro: Any) -> Any:
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return future.result()
+
+    async def _open(self) -> None:
+        self._config_lock = asyncio.Lock()
+        self._fetcher = self.app.fetcher()
+        await self._fetcher.open()
+
+    def poll(self, feed: str, token: int, generation: int) -> str:
+        """The task body (a Celery pool thread): what happened, as a word."""
+        return str(self._call(self._poll(dispatch.Task(feed, token, generation))))
+
+    async def _poll(self, task: dispatch.Task) -> str:
+        try:
+            await self._follow(task.generation)
+            now = self.app.clock()
+            lease = claim_lease(self.app.config)
+            if not await asyncio.to_thread(dispatch.claim, self.store, task, now, lease):
+                log.info("feed %s: task %d already taken or done", task.feed, task.token)
+                return "skipped"
+            feed = self.app.snapshot.feeds.get(task.feed)
+            if feed is not None and feed.enabled:
+                assert self._fetcher is not None
+                outcome = await pipeline.poll_feed(self.app, feed, self._fetcher, forced=False)
+                log.info(
+                    "feed %s: %s, %d new items, %d matches, %d alerts queued",
+                    outcome.feed,
+                    outcome.status,
+                    outcome.new_items,
+                    outcome.matches,
+                    outcome.alerts,
+                    extra={"event": "poll", "feed": outcome.feed},
+                )
+                result = str(outcome.status)
+            else:
+                result = "unknown feed"
+            await asyncio.to_thread(dispatch.finish, self.store, task, self.app.clock())
+            return result
+        except StorageError as exc:
+            # the task is acknowledged; its dispatch record makes the scheduler send it again
+            log.error("feed %s: database: %s", task.feed, exc)
+            return "error"
+
+    async def _follow(self, generation: int) -> None:
+        """Run the newest config generation if the task carries a newer one than ours."""
+        if generation <= self.generation:
+            return
+        assert self._config_lock is not None
+        async with self._config_lock:
+            if generation <= self.generation:
+                return
+            newest = await asyncio.to_thread(dispatch.newest_config, self.store)
+            if newest is None:
+                return
+            number, text = newest
+            previous = self.app.config
+            try:
+                config = load_config_text(previous.path, text, os.environ)
+            except ConfigError as exc:  # e.g. a ${VAR} this host does not set
+                log.error("config generation %d not loaded here, keeping ours: %s", number, exc)
+                self.generation = number
+                return
+            await asyncio.to_thread(self.app.swap, config)
+            self.generation = number
+            if _fetch_settings(config) != _fetch_settings(previous):
+                fetcher = self.app.fetcher()
+                await fetcher.open()
+                if self._fetcher is not None:
+                    self._retired.append(self._fetcher)  # running polls still hold it
+                self._fetcher = fetcher
+            log.info(
+                "config generation %d loaded: %d feeds, %d rules",
+                number,
+                len(config.feeds),
+                len(config.rules),
+            )
+
+    def close(self) -> None:
+        async def closing() -> None:
+            for fetcher in (self._fetcher, *self._retired):
+                if fetcher is not None:
+                    await fetcher.close()
+
+        if self._thread.is_alive():
+            self._call(closing())
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+        self.app.close()
+
+
+def _fetch_settings(config: Config) -> tuple[object, ...]:
+    s = config.settings
+    return (s.timeout, s.max_bytes, s.concurrency, s.user_agent, s.per_host)
+
+
+def run_worker(config: Config, concurrency: int | None = None) -> int:
+    """Start a Celery worker (in this process) until SIGTERM/SIGINT; returns its exit code."""
+    from monitor.cluster.broker import make_celery, register_poll
+
+    assert config.cluster is not None
+    store = Store.open(config.settings.database)
+    runtime = WorkerRuntime(config, store)
+    try:
+        runtime.start()
+        celery = make_celery(config.cluster)
+        register_poll(celery, runtime.poll)
+        threads = concurrency or config.settings.concurrency
+        name = f"monitor-{os.getpid()}@{socket.gethostname()}"
+        argv = [
+            "worker",
+            "--pool=threads",
+            f"--concurrency={threads}",
+            f"--queues={config.cluster.queue}",
+            f"--hostname={name}",
+            "--loglevel=INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
+        log.info("worker %s: %d threads, queue %s", name, threads, config.cluster.queue)
+        try:
+            celery.worker_main(argv=argv)
+        except SystemExit as exc:
+            return int(exc.code or 0)
+        return 0
+    finally:
+        runtime.close()
+        store.close()
