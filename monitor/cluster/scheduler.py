@@ -25,6 +25,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from monitor import pipeline
@@ -55,6 +56,7 @@ class Scheduler(Daemon):
         self.generation = 0
         self._published: Config | None = None
         self.sent = 0  # tasks sent since start
+        self._last_done: datetime | None = None
 
     def spread_start(self) -> None:
         """Keep the schedule the database holds (a takeover is not a restart)."""
@@ -70,6 +72,7 @@ class Scheduler(Daemon):
             try:
                 await self.publish()
                 await self.dispatch_due()
+                await self.wake_senders()
                 self.app.observer.tick()
             except StorageError as exc:
                 log.error("cannot dispatch the due feeds: %s", exc)
@@ -89,6 +92,15 @@ class Scheduler(Daemon):
         )
         self._published = config
         log.info("config generation %d published", self.generation)
+
+    async def wake_senders(self) -> None:
+        """Workers queue the alerts: when a task finished since the last tick, the senders
+        look at their outbox now rather than at their next retry pass."""
+        done = await asyncio.to_thread(dispatch.last_done, self.app.store)
+        if done != self._last_done:
+            self._last_done = done
+            for event in self.wake.values():
+                event.set()
 
     async def dispatch_due(self) -> None:
         due = await asyncio.to_thread(pipeline.due_feeds, self.app)

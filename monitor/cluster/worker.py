@@ -188,6 +188,8 @@ def run_worker(config: Config, concurrency: int | None = None) -> int:
             "--without-heartbeat",
         ]
         log.info("worker %s: %d threads, queue %s", name, threads, config.cluster.queue)
+        for chatty in ("celery.worker.strategy", "celery.app.trace"):  # a line per task
+            logging.getLogger(chatty).setLevel(logging.WARNING)
         try:
             celery.worker_main(argv=argv)
         except SystemExit as exc:

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from monitor.store.models import ConfigGenerationRow, DispatchRow
 from monitor.store.repo import Store
@@ -117,11 +117,10 @@ def finish(store: Store, task: Task, now: datetime) -> None:
         )
 
 
-def in_flight(store: Store) -> int:
-    """Tasks sent and not done (a gauge for logs and the benchmark)."""
+def last_done(store: Store) -> datetime | None:
+    """When a task was last marked done (the scheduler wakes its senders when this moves)."""
     with store.transaction() as tx:
-        rows = tx.session.scalars(select(DispatchRow).where(DispatchRow.done_at.is_(None)))
-        return sum(1 for _ in rows)
+        return tx.session.scalar(select(func.max(DispatchRow.done_at)))
 
 
 def publish_config(store: Store, content: str, now: datetime) -> int:
