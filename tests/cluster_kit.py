@@ -36,16 +36,23 @@ def redis_binary() -> str:
 class RedisServer:
     """A private redis-server on 127.0.0.1 (or `bind`), in memory only; restartable."""
 
-    def __init__(self, folder: Path, bind: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        bind: str = "127.0.0.1",
+        port: int | None = None,
+        password: str = "broker-s3cret",
+    ) -> None:
         self.binary = redis_binary()
         self.folder = folder
         self.bind = bind
         self.port = port or free_port()
+        self.password = password  # the logs must never show it
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://{self.bind}:{self.port}/0"
+        return f"redis://:{self.password}@{self.bind}:{self.port}/0"
 
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -63,6 +70,8 @@ class RedisServer:
                 "no",
                 "--dir",
                 str(self.folder),
+                "--requirepass",
+                self.password,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -75,8 +84,9 @@ class RedisServer:
 
         try:
             with socket.create_connection((self.bind, self.port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
+                s.sendall(f"AUTH {self.password}\r\nPING\r\n".encode())
+                time.sleep(0.05)
+                return b"+PONG" in s.recv(64)
         except OSError:
             return False
 

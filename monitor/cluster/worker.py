@@ -155,6 +155,8 @@ class WorkerRuntime:
             self._call(closing())
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)
+        if not self._thread.is_alive():
+            self.loop.close()
         self.app.close()
 
 
