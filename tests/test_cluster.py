@@ -62,9 +62,7 @@ def test_a_broker_url_is_redis_or_amqp(tmp_path: Path, capsys: pytest.CaptureFix
     capsys.readouterr()
 
 
-def test_roles_need_the_matching_config(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_roles_need_the_matching_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     single = tmp_path / "single.toml"
     single.write_text('[monitor]\ndatabase = "sqlite:///monitor.db"\n', encoding="utf-8")
     assert main(["--config", str(single), "worker"]) == 2
@@ -92,8 +90,6 @@ def test_dispatch_records(postgres_url: str) -> None:
     store = Store.open(postgres_url)
     other = Store.open(postgres_url)  # another worker process, as far as owners go
     try:
-        from datetime import UTC, datetime
-
         now = datetime.now(UTC)
         wait = timedelta(seconds=30)
         lease = timedelta(minutes=5)
