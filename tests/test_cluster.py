@@ -216,7 +216,7 @@ def test_a_standby_scheduler_takes_over_a_dead_or_hung_one(
         procs.kill("s2", signal.SIGCONT)  # wakes up, finds the lock taken: steps down
         assert procs.procs["s2"].wait(20) == 1
         assert "another `monitor run` took this database's daemon lock" in procs.log("s2")
-    except AssertionError:
+    except (AssertionError, TimeoutError):
         dump_on_failure(procs)
         raise
 
@@ -269,7 +269,7 @@ def test_a_worker_killed_mid_poll_loses_nothing_and_doubles_nothing(
             with store.transaction() as tx:
                 rows = tx.session.scalars(select(DispatchRow)).all()
                 assert all(r.done_at is not None for r in rows)
-        except AssertionError:
+        except (AssertionError, TimeoutError):
             dump_on_failure(procs)
             raise
         finally:
@@ -302,7 +302,7 @@ def test_a_broker_restart_loses_no_scheduled_poll(
             assert srv.hits("/f.xml") == 1
             logs = procs.log("scheduler") + procs.log("worker")
             assert redis.password not in logs
-        except AssertionError:
+        except (AssertionError, TimeoutError):
             dump_on_failure(procs)
             raise
 
@@ -336,6 +336,6 @@ def test_a_config_change_reaches_a_running_worker(
             assert "config generation 2 loaded: 2 feeds, 2 rules" in procs.log("worker")
             assert "Charkiw" in hook.requests[1].json["title"]
             assert srv.hits("/a.xml") == 1  # a's interval has not passed
-        except AssertionError:
+        except (AssertionError, TimeoutError):
             dump_on_failure(procs)
             raise
