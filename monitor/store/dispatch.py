@@ -20,14 +20,20 @@ by a worker that died before marking its task done), so each feed is polled once
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, insert, or_, select, true, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
+from monitor.errors import StorageError
 from monitor.store.models import ConfigGenerationRow, DispatchRow
 from monitor.store.repo import Store
+from monitor.textutil import one_line
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,17 +45,26 @@ class Task:
     generation: int
 
 
-def _in_flight(
-    row: DispatchRow, now: datetime, redispatch_after: timedelta, dead: set[str]
-) -> bool:
-    """Whether the feed's last task may still be done by someone (pure)."""
-    if row.done_at is not None:
-        return False
-    if row.claimed_by is None:  # queued: the broker may still hold it
-        return row.sent_at > now - redispatch_after
-    if row.claimed_by in dead:
-        return False
-    return row.lease_until is not None and row.lease_until > now
+@contextmanager
+def _rows(store: Store) -> Iterator[Session]:
+    """A transaction on dispatch rows only. It takes row locks, not the store's write lock
+    (`Store.transaction`, one writer per schema): a claim is one row and must not queue
+    behind other workers' polls being recorded."""
+    try:
+        with Session(store.engine) as session, session.begin():
+            yield session
+    except SQLAlchemyError as exc:
+        raise StorageError(f"database: {one_line(str(getattr(exc, 'orig', None) or exc))}") from exc
+
+
+def _not_in_flight(now: datetime, redispatch_after: timedelta, dead: Collection[str]) -> Any:
+    """The SQL condition of a record whose task nobody may still be doing."""
+    return or_(
+        DispatchRow.done_at.is_not(None),
+        and_(DispatchRow.claimed_by.is_(None), DispatchRow.sent_at <= now - redispatch_after),
+        and_(DispatchRow.claimed_by.is_not(None), DispatchRow.lease_until <= now),
+        DispatchRow.claimed_by.in_(list(dead)),
+    )
 
 
 def dispatch(
@@ -59,75 +74,115 @@ def dispatch(
     now: datetime,
     redispatch_after: timedelta,
 ) -> list[Task]:
-    """New tokens for the `feeds` (due now) whose last task is not in flight any more."""
+    """New tokens for the `feeds` (due now) whose last task is not in flight any more: no
+    record yet, done, never claimed for `redispatch_after` (the broker lost it), claimed by
+    a worker that is gone or whose lease ran out. One conditional UPDATE per 1,000 feeds:
+    a worker's claim of the same row waits for it, or it for the claim."""
     if not feeds:
         return []
-    rows: dict[str, DispatchRow] = {}
-    with store.transaction() as tx:  # read under the write lock: no claim lands meanwhile
+    with _rows(store) as session:
+        claimers = session.scalars(
+            select(DispatchRow.claimed_by)
+            .where(DispatchRow.done_at.is_(None), DispatchRow.claimed_by.is_not(None))
+            .distinct()
+        ).all()
+    dead = [owner for owner in claimers if owner and not store.owner_alive(owner)]
+    tasks: list[Task] = []
+    with _rows(store) as session:
         for start in range(0, len(feeds), 1000):
-            chunk = feeds[start : start + 1000]
-            stmt = select(DispatchRow).where(DispatchRow.feed.in_(chunk))
-            rows.update((r.feed, r) for r in tx.session.scalars(stmt))
-        claimers = {r.claimed_by for r in rows.values() if r.claimed_by and r.done_at is None}
-        dead = {owner for owner in claimers if not store.owner_alive(owner)}
-        tasks: list[Task] = []
-        for name in feeds:
-            row = rows.get(name)
-            if row is None:
-                tx.session.add(DispatchRow(feed=name, token=1, generation=generation, sent_at=now))
-                tasks.append(Task(name, 1, generation))
-            elif not _in_flight(row, now, redispatch_after, dead):
-                row.token += 1
-                row.generation = generation
-                row.sent_at = now
-                row.claimed_by = None
-                row.lease_until = None
-                row.done_at = None
-                tasks.append(Task(name, row.token, generation))
-    return tasks
+            chunk = list(feeds[start : start + 1000])
+            known = set(
+                session.scalars(select(DispatchRow.feed).where(DispatchRow.feed.in_(chunk)))
+            )
+            new = [name for name in chunk if name not in known]
+            if new:
+                session.execute(
+                    insert(DispatchRow),
+                    [
+                        {"feed": n, "token": 1, "generation": generation, "sent_at": now}
+                        for n in new
+                    ],
+                )
+                tasks += [Task(n, 1, generation) for n in new]
+            updated = session.execute(
+                update(DispatchRow)
+                .where(
+                    DispatchRow.feed.in_(chunk),
+                    DispatchRow.feed.not_in(new) if new else true(),
+                    _not_in_flight(now, redispatch_after, dead),
+                )
+                .values(
+                    token=DispatchRow.token + 1,
+                    generation=generation,
+                    sent_at=now,
+                    claimed_by=None,
+                    lease_until=None,
+                    done_at=None,
+                )
+                .returning(DispatchRow.feed, DispatchRow.token)
+                .execution_options(synchronize_session=False)
+            ).all()
+            tasks += [Task(feed, token, generation) for feed, token in updated]
+    order = {name: i for i, name in enumerate(feeds)}  # most overdue first, as given
+    return sorted(tasks, key=lambda t: order[t.feed])
 
 
 def claim(store: Store, task: Task, now: datetime, lease: timedelta) -> bool:
     """Take the task for this process (its owner name), or False: done, stale, or claimed by
     a live worker whose lease runs."""
     store.hold_owner_lock()  # the claim names us: our death must free it
-    with store.transaction() as tx:
-        row = tx.session.get(DispatchRow, task.feed)
-        if row is None or row.token != task.token or row.done_at is not None:
-            return False
-        if (
-            row.claimed_by is not None
-            and row.lease_until is not None
-            and row.lease_until > now
-            and store.owner_alive(row.claimed_by)
-        ):
-            return False
-        row.claimed_by = store.owner
-        row.lease_until = now + lease
-        return True
+    mine = {"claimed_by": store.owner, "lease_until": now + lease}
+    this = (DispatchRow.feed == task.feed, DispatchRow.token == task.token)
+    with _rows(store) as session:
+        taken = session.execute(
+            update(DispatchRow)
+            .where(
+                *this,
+                DispatchRow.done_at.is_(None),
+                or_(DispatchRow.claimed_by.is_(None), DispatchRow.lease_until <= now),
+            )
+            .values(**mine)
+            .execution_options(synchronize_session=False)
+        )
+        if int(getattr(taken, "rowcount", 0) or 0):
+            return True
+        holder = session.scalar(
+            select(DispatchRow.claimed_by).where(*this, DispatchRow.done_at.is_(None))
+        )
+    if holder is None or store.owner_alive(holder):
+        return False
+    with _rows(store) as session:  # its worker died mid-task: this is a redelivered copy
+        taken = session.execute(
+            update(DispatchRow)
+            .where(*this, DispatchRow.done_at.is_(None), DispatchRow.claimed_by == holder)
+            .values(**mine)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(int(getattr(taken, "rowcount", 0) or 0))
 
 
 def finish(store: Store, task: Task, now: datetime) -> None:
     """The task's poll ended (recorded, or failed and recorded as a failure)."""
-    with store.transaction() as tx:
-        tx.session.execute(
+    with _rows(store) as session:
+        session.execute(
             update(DispatchRow)
             .where(DispatchRow.feed == task.feed, DispatchRow.token == task.token)
             .values(done_at=now, claimed_by=None, lease_until=None)
+            .execution_options(synchronize_session=False)
         )
 
 
 def last_done(store: Store) -> datetime | None:
     """When a task was last marked done (the scheduler wakes its senders when this moves)."""
-    with store.transaction() as tx:
-        return tx.session.scalar(select(func.max(DispatchRow.done_at)))
+    with _rows(store) as session:
+        return session.scalar(select(func.max(DispatchRow.done_at)))
 
 
 def publish_config(store: Store, content: str, now: datetime) -> int:
     """Make `content` (config.toml's text) the newest generation unless it already is;
     returns its id."""
     digest = hashlib.sha256(content.encode()).hexdigest()
-    with store.transaction() as tx:
+    with store.transaction() as tx:  # the write lock: two schedulers never number alike
         newest = tx.session.scalars(
             select(ConfigGenerationRow).order_by(ConfigGenerationRow.id.desc()).limit(1)
         ).first()
