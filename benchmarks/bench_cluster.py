@@ -105,8 +105,10 @@ class Result:
 def start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_tcp_port()
     proc = subprocess.Popen(
-        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
-        + ["--appendonly", "no", "--dir", str(folder)],
+        [
+            *("redis-server", "--bind", "127.0.0.1", "--port", str(port)),
+            *("--save", "", "--appendonly", "no", "--dir", str(folder)),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -143,8 +145,7 @@ def run_once(args: argparse.Namespace, workers: int, port: int, folder: Path) ->
             f'[cluster]\nbroker = "redis://127.0.0.1:{redis_port}/0"\n'
         ]
         parts += [
-            f'[[feeds]]\nname = "feed-{i}"\nurl = "{url(i, args.hosts, port)}"\n'
-            'interval = "1h"\n'
+            f'[[feeds]]\nname = "feed-{i}"\nurl = "{url(i, args.hosts, port)}"\ninterval = "1h"\n'
             for i in range(args.feeds)
         ]
         parts += [toml_rule(r) + "\n" for r in generated_rules(args.rules)]
@@ -272,8 +273,10 @@ def main() -> int:
         " int(sys.argv[6]))"
     )
     server = subprocess.Popen(
-        [sys.executable, "-c", code, str(REPO), str(args.feeds), str(args.hosts)]
-        + [str(args.items), str(args.latency / 1000), str(port)],
+        [
+            *(sys.executable, "-c", code, str(REPO), str(args.feeds), str(args.hosts)),
+            *(str(args.items), str(args.latency / 1000), str(port)),
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )

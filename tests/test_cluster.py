@@ -97,22 +97,22 @@ def test_dispatch_records(postgres_url: str) -> None:
         assert [(t.feed, t.token) for t in tasks] == [("a", 1), ("b", 1)]
         assert dispatch.dispatch(store, ["a", "b"], 1, now, wait) == []  # in flight
         a, b = tasks
-        assert dispatch.claim(store, a, now, lease)
-        assert not dispatch.claim(other, a, now, lease)  # delivered twice: one claim
-        assert not dispatch.claim(store, a, now, lease)  # even in the same process
-        dispatch.finish(store, a, now)
-        assert not dispatch.claim(other, a, now, lease)  # done
+        assert dispatch._claim(store, a, now, lease)
+        assert not dispatch._claim(other, a, now, lease)  # delivered twice: one claim
+        assert not dispatch._claim(store, a, now, lease)  # even in the same process
+        dispatch.finish(store, [a], now)
+        assert not dispatch._claim(other, a, now, lease)  # done
         # the broker lost b: sent again once redispatch_after has passed, with a new token
         later = now + wait + timedelta(seconds=1)
         again = dispatch.dispatch(store, ["a", "b"], 2, later, wait)
         assert [(t.feed, t.token, t.generation) for t in again] == [("a", 2, 2), ("b", 2, 2)]
-        assert not dispatch.claim(store, b, later, lease)  # the old task is stale
+        assert not dispatch._claim(store, b, later, lease)  # the old task is stale
         # a claim whose worker died is taken over at once, by the scheduler or a redelivery
         b2 = again[1]
-        assert dispatch.claim(other, b2, later, lease)
+        assert dispatch._claim(other, b2, later, lease)
         assert dispatch.dispatch(store, ["b"], 2, later, wait) == []  # its worker lives
         other.close()
-        assert dispatch.claim(store, b2, later, lease)  # a redelivered copy
+        assert dispatch._claim(store, b2, later, lease)  # a redelivered copy
         # a's second task was never claimed: lost by the broker, sent again when it is old
         assert dispatch.dispatch(store, ["a"], 2, later, wait) == []
         much_later = later + wait + timedelta(seconds=1)

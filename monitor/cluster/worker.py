@@ -26,7 +26,7 @@ import logging
 import os
 import socket
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -40,6 +40,8 @@ from monitor.store.repo import Store
 from monitor.types import Config
 
 log = logging.getLogger("monitor.cluster.worker")
+
+DB_THREADS = 12  # threads for the database calls of a worker's polls
 
 
 def claim_lease(config: Config) -> timedelta:
@@ -61,6 +63,8 @@ class WorkerRuntime:
         self._fetcher: Fetcher | None = None
         self._retired: list[Fetcher] = []
         self._config_lock: asyncio.Lock | None = None
+        self._finish_lock: asyncio.Lock | None = None
+        self._done: list[dispatch.Task] = []  # polled, not yet marked done
 
     def start(self) -> None:
         self.store.hold_owner_lock()  # claims name this process: its death frees them
@@ -72,7 +76,13 @@ class WorkerRuntime:
         return future.result()
 
     async def _open(self) -> None:
+        # the polls' database calls run in these threads (asyncio.to_thread): more than the
+        # default (cores + 4), fewer than the engine's pool of 15 connections
+        self.loop.set_default_executor(
+            ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="db")
+        )
         self._config_lock = asyncio.Lock()
+        self._finish_lock = asyncio.Lock()
         self._fetcher = self.app.fetcher()
         await self._fetcher.open()
 
@@ -85,13 +95,16 @@ class WorkerRuntime:
             await self._follow(task.generation)
             now = self.app.clock()
             lease = claim_lease(self.app.config)
-            if not await asyncio.to_thread(dispatch.claim, self.store, task, now, lease):
+            state = await asyncio.to_thread(dispatch.claim, self.store, task, now, lease)
+            if state is None:
                 log.info("feed %s: task %d already taken or done", task.feed, task.token)
                 return "skipped"
             feed = self.app.snapshot.feeds.get(task.feed)
             if feed is not None and feed.enabled:
                 assert self._fetcher is not None
-                outcome = await pipeline.poll_feed(self.app, feed, self._fetcher, forced=False)
+                outcome = await pipeline.poll_feed(
+                    self.app, feed, self._fetcher, forced=False, state=state
+                )
                 log.info(
                     "feed %s: %s, %d new items, %d matches, %d alerts queued",
                     outcome.feed,
@@ -104,12 +117,22 @@ class WorkerRuntime:
                 result = str(outcome.status)
             else:
                 result = "unknown feed"
-            await asyncio.to_thread(dispatch.finish, self.store, task, self.app.clock())
+            await self._finish(task)
             return result
         except StorageError as exc:
             # the task is acknowledged; its dispatch record makes the scheduler send it again
             log.error("feed %s: database: %s", task.feed, exc)
             return "error"
+
+    async def _finish(self, task: dispatch.Task) -> None:
+        """Mark the task done: tasks ending while a marking runs are marked together after
+        it, in one statement (a group commit, as `App.record` does for polls)."""
+        assert self._finish_lock is not None
+        self._done.append(task)
+        async with self._finish_lock:
+            if task in self._done:
+                batch, self._done = self._done, []
+                await asyncio.to_thread(dispatch.finish, self.store, batch, self.app.clock())
 
     async def _follow(self, generation: int) -> None:
         """Run the newest config generation if the task carries a newer one than ours."""

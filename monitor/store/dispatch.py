@@ -26,13 +26,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, true, update
+from sqlalchemy import and_, func, insert, or_, select, true, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from monitor.errors import StorageError
-from monitor.store.models import ConfigGenerationRow, DispatchRow
-from monitor.store.repo import Store
+from monitor.store.models import ConfigGenerationRow, DispatchRow, FeedRow
+from monitor.store.repo import FeedState, Store, feed_state_of
 from monitor.textutil import one_line
 
 
@@ -127,9 +127,18 @@ def dispatch(
     return sorted(tasks, key=lambda t: order[t.feed])
 
 
-def claim(store: Store, task: Task, now: datetime, lease: timedelta) -> bool:
-    """Take the task for this process (its owner name), or False: done, stale, or claimed by
-    a live worker whose lease runs."""
+def claim(store: Store, task: Task, now: datetime, lease: timedelta) -> FeedState | None:
+    """Take the task for this process (its owner name) and read the feed's row in the same
+    transaction (one round of the database less per poll); None: done, stale, claimed by
+    a live worker whose lease runs, or a feed without a row."""
+    if not _claim(store, task, now, lease):
+        return None
+    with _rows(store) as session:
+        row = session.scalars(select(FeedRow).where(FeedRow.name == task.feed)).first()
+        return None if row is None else feed_state_of(row)
+
+
+def _claim(store: Store, task: Task, now: datetime, lease: timedelta) -> bool:
     store.hold_owner_lock()  # the claim names us: our death must free it
     mine = {"claimed_by": store.owner, "lease_until": now + lease}
     this = (DispatchRow.feed == task.feed, DispatchRow.token == task.token)
@@ -161,12 +170,16 @@ def claim(store: Store, task: Task, now: datetime, lease: timedelta) -> bool:
         return bool(int(getattr(taken, "rowcount", 0) or 0))
 
 
-def finish(store: Store, task: Task, now: datetime) -> None:
-    """The task's poll ended (recorded, or failed and recorded as a failure)."""
+def finish(store: Store, tasks: Sequence[Task], now: datetime) -> None:
+    """The tasks' polls ended (recorded, or failed and recorded as a failure)."""
+    if not tasks:
+        return
     with _rows(store) as session:
         session.execute(
             update(DispatchRow)
-            .where(DispatchRow.feed == task.feed, DispatchRow.token == task.token)
+            .where(
+                tuple_(DispatchRow.feed, DispatchRow.token).in_([(t.feed, t.token) for t in tasks])
+            )
             .values(done_at=now, claimed_by=None, lease_until=None)
             .execution_options(synchronize_session=False)
         )

@@ -122,7 +122,7 @@ class Recorded:
     rules: tuple[str, ...] = ()  # the rule of each match stored (metrics, match events)
 
 
-def _feed_state(row: FeedRow) -> FeedState:
+def feed_state_of(row: FeedRow) -> FeedState:
     return FeedState(
         name=row.name,
         url=row.url,
@@ -618,7 +618,7 @@ class Store:
 
     def feed_states(self) -> dict[str, FeedState]:
         with self._read() as session:
-            return {r.name: _feed_state(r) for r in session.scalars(select(FeedRow))}
+            return {r.name: feed_state_of(r) for r in session.scalars(select(FeedRow))}
 
     def new_items_since(self, since: datetime) -> dict[str, int]:
         """Per feed name: the items first seen at or after `since`."""
@@ -634,7 +634,7 @@ class Store:
     def feed_state(self, name: str) -> FeedState:
         with self._read() as session:
             row = session.scalars(select(FeedRow).where(FeedRow.name == name)).one()
-            return _feed_state(row)
+            return feed_state_of(row)
 
     def seen_keys(self, feed: str, keys: Sequence[str]) -> set[str]:
         """Which of `keys` this feed has stored already."""
@@ -665,7 +665,7 @@ class Store:
             .order_by(FeedRow.next_poll_at.is_not(None), FeedRow.next_poll_at, FeedRow.id)
         )
         with self._read() as session:
-            return [_feed_state(r) for r in session.scalars(stmt) if r.name in wanted]
+            return [feed_state_of(r) for r in session.scalars(stmt) if r.name in wanted]
 
     def set_next_polls(self, times: Mapping[str, datetime]) -> None:
         """Move feeds' next poll times (the daemon's start-up spread, a reload's changes)."""
@@ -1529,4 +1529,5 @@ __all__ = [
     "StoredItem",
     "StoredMatch",
     "Tx",
+    "feed_state_of",
 ]
