@@ -74,6 +74,24 @@ def test_roles_need_the_matching_config(tmp_path: Path, capsys: pytest.CaptureFi
     assert "[cluster] is set" in capsys.readouterr().err
 
 
+def test_broker_secrets_never_reach_the_logs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import logging
+
+    from monitor.cli import _secrets
+    from monitor.logs import setup_logging
+
+    path = cluster_config(
+        tmp_path / "config.toml", "postgresql://u@db/monitor", "amqp://desk:mq-s3cret@mq:5672//"
+    )
+    config = load_config(path, os.environ)
+    setup_logging(0, secrets=_secrets(config))
+    logging.getLogger("celery").error("cannot connect to amqp://desk:mq-s3cret@mq:5672//")
+    err = capsys.readouterr().err
+    assert "cannot connect to" in err and "mq-s3cret" not in err
+
+
 def test_the_single_process_never_imports_celery() -> None:
     code = (
         "import sys, monitor.cli, monitor.daemon, monitor.app, monitor.pipeline;"
@@ -215,7 +233,7 @@ def test_a_standby_scheduler_takes_over_a_dead_or_hung_one(
         assert time.monotonic() - hung < 30
         procs.kill("s2", signal.SIGCONT)  # wakes up, finds the lock taken: steps down
         assert procs.procs["s2"].wait(20) == 1
-        assert "another `monitor run` took this database's daemon lock" in procs.log("s2")
+        assert "another scheduler took over while this one was cut off" in procs.log("s2")
     except (AssertionError, TimeoutError):
         dump_on_failure(procs)
         raise

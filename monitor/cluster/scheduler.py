@@ -58,6 +58,21 @@ class Scheduler(Daemon):
         self.sent = 0  # tasks sent since start
         self._last_done: datetime | None = None
 
+    async def check_lock(self) -> None:
+        """Stop (exit 1) if another scheduler took the lock while this one was silent."""
+        try:
+            held = await asyncio.to_thread(self.lock.check)
+        except StorageError as exc:
+            log.error("cannot check the scheduler lock: %s", exc)
+            return
+        if not held:
+            log.error(
+                "another scheduler took over while this one was cut off from the database "
+                "(or hung): stepping down"
+            )
+            self.exit_code = 1
+            self.stopping.set()
+
     def spread_start(self) -> None:
         """Keep the schedule the database holds (a takeover is not a restart)."""
 
