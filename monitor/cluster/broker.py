@@ -18,6 +18,7 @@ from celery import Celery
 from monitor.types import ClusterConfig
 
 POLL_TASK = "monitor.poll"
+BATCH = 10  # feeds per poll task at most
 # seconds an unacknowledged task stays with its worker before Redis hands it to another
 VISIBILITY_TIMEOUT = 900
 
@@ -52,13 +53,16 @@ def make_celery(cluster: ClusterConfig) -> Celery:
     return app
 
 
-def register_poll(app: Celery, run: Callable[[str, int, int], str]) -> Any:
-    """Register the poll task on a worker's app: `run(feed, token, generation)`."""
+def register_poll(app: Celery, run: Callable[[list[list[Any]], int], list[str]]) -> Any:
+    """Register the poll task on a worker's app: `run([[feed, token], ...], generation)`.
+
+    A task carries up to BATCH feeds: Celery's own work per task (message, tracing, ack) is
+    then paid once per BATCH polls; each feed is still claimed on its own."""
 
     @app.task(  # type: ignore[untyped-decorator]
         name=POLL_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True
     )
-    def poll(feed: str, token: int, generation: int) -> str:
-        return run(feed, token, generation)
+    def poll(polls: list[list[Any]], generation: int) -> list[str]:
+        return run(polls, generation)
 
     return poll

@@ -30,7 +30,7 @@ from typing import Any
 
 from monitor import pipeline
 from monitor.app import App, make_app
-from monitor.cluster.broker import POLL_TASK, make_celery
+from monitor.cluster.broker import BATCH, POLL_TASK, make_celery
 from monitor.daemon import DELIVERY_EVERY, Daemon
 from monitor.errors import StorageError
 from monitor.metrics import Metrics
@@ -136,13 +136,14 @@ class Scheduler(Daemon):
         """Publish the tasks; a broker that is down loses none of them: their dispatch
         records are sent again after `redispatch_after`."""
         try:
-            for task in tasks:
+            for start in range(0, len(tasks), BATCH):
+                batch = tasks[start : start + BATCH]
                 self.celery.send_task(
                     POLL_TASK,
-                    args=[task.feed, task.token, task.generation],
+                    args=[[[t.feed, t.token] for t in batch], batch[0].generation],
                     queue=self.cluster.queue,
                 )
-                self.sent += 1
+                self.sent += len(batch)
         except Exception as exc:  # kombu's OperationalError and friends: broker unreachable
             log.error(
                 "broker unreachable, %d poll task(s) wait to be sent again: %s",

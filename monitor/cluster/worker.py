@@ -53,8 +53,10 @@ def claim_lease(config: Config) -> timedelta:
 class WorkerRuntime:
     """The event loop, App and HTTP client of one worker process; `poll` is thread-safe."""
 
-    def __init__(self, config: Config, store: Store) -> None:
+    def __init__(self, config: Config, store: Store, concurrency: int | None = None) -> None:
         self.store = store
+        # polls at once (`monitor worker --concurrency`); the fetcher's own limits also hold
+        self.concurrency = concurrency or config.settings.concurrency
         self.app: App = make_app(config, store=store)
         self.generation = 0  # the config generation (database id) this worker runs
         self.loop = asyncio.new_event_loop()
@@ -64,6 +66,7 @@ class WorkerRuntime:
         self._retired: list[Fetcher] = []
         self._config_lock: asyncio.Lock | None = None
         self._finish_lock: asyncio.Lock | None = None
+        self._slots: asyncio.Semaphore | None = None
         self._done: list[dispatch.Task] = []  # polled, not yet marked done
 
     def start(self) -> None:
@@ -83,12 +86,21 @@ class WorkerRuntime:
         )
         self._config_lock = asyncio.Lock()
         self._finish_lock = asyncio.Lock()
+        self._slots = asyncio.Semaphore(self.concurrency)
         self._fetcher = self.app.fetcher()
         await self._fetcher.open()
 
     def poll(self, feed: str, token: int, generation: int) -> str:
-        """The task body (a Celery pool thread): what happened, as a word."""
-        return str(self._call(self._poll(dispatch.Task(feed, token, generation))))
+        """One feed's task, from any thread: what happened, as a word."""
+        return self.poll_batch([[feed, token]], generation)[0]
+
+    def poll_batch(self, polls: list[list[Any]], generation: int) -> list[str]:
+        """The task body (a Celery pool thread): the task's feeds polled concurrently."""
+        tasks = [dispatch.Task(str(feed), int(token), generation) for feed, token in polls]
+        return list(self._call(self._poll_batch(tasks)))
+
+    async def _poll_batch(self, tasks: list[dispatch.Task]) -> list[str]:
+        return list(await asyncio.gather(*(self._poll(t) for t in tasks)))
 
     async def _poll(self, task: dispatch.Task) -> str:
         try:
@@ -101,10 +113,11 @@ class WorkerRuntime:
                 return "skipped"
             feed = self.app.snapshot.feeds.get(task.feed)
             if feed is not None and feed.enabled:
-                assert self._fetcher is not None
-                outcome = await pipeline.poll_feed(
-                    self.app, feed, self._fetcher, forced=False, state=state
-                )
+                assert self._fetcher is not None and self._slots is not None
+                async with self._slots:  # claimed first: a death here frees the claim
+                    outcome = await pipeline.poll_feed(
+                        self.app, feed, self._fetcher, forced=False, state=state
+                    )
                 log.info(
                     "feed %s: %s, %d new items, %d matches, %d alerts queued",
                     outcome.feed,
@@ -190,16 +203,17 @@ def _fetch_settings(config: Config) -> tuple[object, ...]:
 
 def run_worker(config: Config, concurrency: int | None = None) -> int:
     """Start a Celery worker (in this process) until SIGTERM/SIGINT; returns its exit code."""
-    from monitor.cluster.broker import make_celery, register_poll
+    from monitor.cluster.broker import BATCH, make_celery, register_poll
 
     assert config.cluster is not None
     store = Store.open(config.settings.database)
-    runtime = WorkerRuntime(config, store)
+    runtime = WorkerRuntime(config, store, concurrency)
     try:
         runtime.start()
         celery = make_celery(config.cluster)
-        register_poll(celery, runtime.poll)
-        threads = concurrency or config.settings.concurrency
+        register_poll(celery, runtime.poll_batch)
+        # a thread per task in progress: enough tasks of BATCH feeds to keep the slots busy
+        threads = -(-runtime.concurrency // BATCH)
         name = f"monitor-{os.getpid()}@{socket.gethostname()}"
         argv = [
             "worker",
@@ -212,7 +226,14 @@ def run_worker(config: Config, concurrency: int | None = None) -> int:
             "--without-mingle",
             "--without-heartbeat",
         ]
-        log.info("worker %s: %d threads, queue %s", name, threads, config.cluster.queue)
+        log.info(
+            "worker %s: %d polls at once (%d tasks of up to %d feeds), queue %s",
+            name,
+            runtime.concurrency,
+            threads,
+            BATCH,
+            config.cluster.queue,
+        )
         for chatty in ("celery.worker.strategy", "celery.app.trace"):  # a line per task
             logging.getLogger(chatty).setLevel(logging.WARNING)
         try:
