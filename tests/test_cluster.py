@@ -357,3 +357,47 @@ def test_a_config_change_reaches_a_running_worker(
         except (AssertionError, TimeoutError):
             dump_on_failure(procs)
             raise
+
+
+RABBITMQ = os.environ.get("MONITOR_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+def test_the_broker_may_be_rabbitmq(tmp_path: Path, postgres_url: str, procs: Procs) -> None:
+    """The same cluster on RabbitMQ (the machine's server; a queue of this test's own,
+    deleted afterwards)."""
+    import uuid
+
+    from kombu import Connection
+
+    try:
+        with Connection(RABBITMQ, connect_timeout=3) as conn:
+            conn.connect()
+    except OSError as exc:
+        pytest.skip(f"no RabbitMQ at {RABBITMQ.split('@')[-1]} ({exc}): set MONITOR_TEST_AMQP_URL")
+    queue = f"monitor-test-{uuid.uuid4().hex[:10]}"
+    with FeedServer() as srv, WebhookServer() as hook:
+        srv.routes["/f.xml"] = Static(rss(("k1", "Lage bei Kursk"), ("k2", "Wetter")))
+        config = cluster_config(
+            tmp_path / "config.toml",
+            postgres_url,
+            RABBITMQ,
+            f'[channels]\nhook = "{hook.apprise_url()}"\n'
+            f'[[feeds]]\nname = "news"\nurl = "{srv.url("/f.xml")}"\ninterval = "1h"\n'
+            '[[rules]]\nname = "kursk"\nany = ["Kursk"]\n',
+            queue=queue,
+        )
+        try:
+            procs.start("worker", ["--config", str(config), "worker", "--concurrency", "2"])
+            procs.start("scheduler", ["--config", str(config), "run"])
+            hook.wait_for(1, timeout=40)
+            time.sleep(1)
+            assert len(hook.requests) == 1 and srv.hits("/f.xml") == 1
+            assert "Connected to amqp://" in procs.log("worker")
+        except (AssertionError, TimeoutError):
+            dump_on_failure(procs)
+            raise
+        finally:
+            procs.stop_all()
+            with Connection(RABBITMQ, connect_timeout=3) as conn:
+                conn.default_channel.queue_delete(queue)
+                conn.default_channel.exchange_delete(queue)
