@@ -342,6 +342,9 @@ def test_a_config_change_reaches_a_running_worker(
         own = cluster_config(tmp_path / "worker.toml", postgres_url, redis.url)
         try:
             procs.start("scheduler", ["--config", str(path), "run"])
+            # generation 1 is there before the worker starts: it starts on it; generation
+            # 2 comes while it runs: its first task of generation 2 loads it
+            procs.wait_log("scheduler", "config generation 1 published", 30)
             procs.start("worker", ["--config", str(own), "worker", "--concurrency", "2"])
             hook.wait_for(1, timeout=40)
             assert "config generation 1 loaded: 1 feeds, 1 rules" in procs.log("worker")

@@ -201,16 +201,41 @@ def _fetch_settings(config: Config) -> tuple[object, ...]:
     return (s.timeout, s.max_bytes, s.concurrency, s.user_agent, s.per_host)
 
 
+def newest_or(store: Store, config: Config) -> tuple[int, Config]:
+    """(generation, config) of the newest published generation, else (0, `config`)."""
+    newest = dispatch.newest_config(store)
+    if newest is None:
+        return 0, config
+    number, text = newest
+    try:
+        loaded = load_config_text(config.path, text, os.environ)
+        log.info(
+            "config generation %d loaded: %d feeds, %d rules",
+            number,
+            len(loaded.feeds),
+            len(loaded.rules),
+        )
+        return number, loaded
+    except ConfigError as exc:
+        log.error("config generation %d not loaded here, using %s: %s", number, config.path, exc)
+        return 0, config
+
+
 def run_worker(config: Config, concurrency: int | None = None) -> int:
     """Start a Celery worker (in this process) until SIGTERM/SIGINT; returns its exit code."""
     from monitor.cluster.broker import BATCH, make_celery, register_poll
 
-    assert config.cluster is not None
+    cluster = config.cluster  # this host's broker and queue, whatever the generation says
+    assert cluster is not None
     store = Store.open(config.settings.database)
+    # start on the cluster's newest generation: this host's config.toml may be older (its
+    # feeds would otherwise be written over the scheduler's until the first task came)
+    generation, config = newest_or(store, config)
     runtime = WorkerRuntime(config, store, concurrency)
+    runtime.generation = generation
     try:
         runtime.start()
-        celery = make_celery(config.cluster)
+        celery = make_celery(cluster)
         register_poll(celery, runtime.poll_batch)
         # a thread per task in progress: enough tasks of BATCH feeds to keep the slots busy
         threads = -(-runtime.concurrency // BATCH)
@@ -219,7 +244,7 @@ def run_worker(config: Config, concurrency: int | None = None) -> int:
             "worker",
             "--pool=threads",
             f"--concurrency={threads}",
-            f"--queues={config.cluster.queue}",
+            f"--queues={cluster.queue}",
             f"--hostname={name}",
             "--loglevel=INFO",
             "--without-gossip",
@@ -232,7 +257,7 @@ def run_worker(config: Config, concurrency: int | None = None) -> int:
             runtime.concurrency,
             threads,
             BATCH,
-            config.cluster.queue,
+            cluster.queue,
         )
         for chatty in ("celery.worker.strategy", "celery.app.trace"):  # a line per task
             logging.getLogger(chatty).setLevel(logging.WARNING)
