@@ -49,7 +49,8 @@ def _secrets(config: Config) -> list[str]:
     """What the logs never show: the channel URLs' secrets and the HTTP token (a token has no
     "://", so the redactor hides all of it)."""
     token = config.settings.http_token
-    return [*(u for c in config.channels for u in c.urls), *([token] if token else [])]
+    broker = [config.cluster.broker] if config.cluster else []
+    return [*(u for c in config.channels for u in c.urls), *([token] if token else []), *broker]
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -650,11 +651,42 @@ def _ask_healthz(address: str, token: str | None) -> tuple[bool, list[str]]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from monitor.config import load_config
-    from monitor.daemon import run_daemon
 
     config = _load(args)
+    role = args.role or ("scheduler" if config.cluster else "single")
+    if role == "scheduler" and config.cluster is None:
+        raise UsageError(
+            f"{config.path}: --role scheduler needs a [cluster] table with a broker "
+            '(e.g. [cluster] broker = "redis://127.0.0.1:6379/0")'
+        )
+    if role == "single" and config.cluster is not None:
+        raise UsageError(
+            f"{config.path}: [cluster] is set: this config runs as a cluster "
+            "(`monitor run --role scheduler` and `monitor worker`); remove [cluster] to run "
+            "a single process"
+        )
     setup_logging(args.verbose, secrets=_secrets(config), daemon=True)
-    return run_daemon(config, lambda: load_config(config.path, os.environ))
+    reload = lambda: load_config(config.path, os.environ)  # noqa: E731
+    if role == "scheduler":
+        from monitor.cluster.scheduler import run_scheduler
+
+        return run_scheduler(config, reload)
+    from monitor.daemon import run_daemon
+
+    return run_daemon(config, reload)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config.cluster is None:
+        raise UsageError(
+            f"{config.path}: `monitor worker` needs a [cluster] table with a broker "
+            '(e.g. [cluster] broker = "redis://127.0.0.1:6379/0")'
+        )
+    setup_logging(args.verbose, secrets=_secrets(config), daemon=True)
+    from monitor.cluster.worker import run_worker
+
+    return run_worker(config, args.concurrency)
 
 
 HEALTH_TICK = 60.0  # seconds: an older heartbeat means the scheduler no longer ticks
@@ -812,7 +844,24 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    add("run", cmd_run, "run the daemon: poll on schedule, match, store, alert")
+    p = add("run", cmd_run, "run the daemon: poll on schedule, match, store, alert")
+    p.add_argument(
+        "--role",
+        choices=["single", "scheduler"],
+        help="single: one process does everything (the default without [cluster]); "
+        "scheduler: the cluster's scheduler, active or standby (the default with [cluster])",
+    )
+    p = add(
+        "worker",
+        cmd_worker,
+        "cluster mode ([cluster]): a Celery worker that polls the feeds the scheduler sends",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=_positive,
+        metavar="N",
+        help="polls at once (default: [monitor] concurrency)",
+    )
     p = add("poll", cmd_poll, "one pass: fetch every feed once, match, store, deliver, summarise")
     p.add_argument(
         "--feed",

@@ -96,7 +96,8 @@ def secrets_of(*configs: Config) -> list[str]:
     """What the log redactor hides: the channel URLs' secrets and the HTTP token."""
     urls = [u for config in configs for c in config.channels for u in c.urls]
     tokens = [t for config in configs if (t := config.settings.http_token) is not None]
-    return [*urls, *tokens]  # a token has no "://": the redactor hides all of it
+    brokers = [config.cluster.broker for config in configs if config.cluster is not None]
+    return [*urls, *tokens, *brokers]  # a token has no "://": the redactor hides all of it
 
 
 def watchdog_enabled() -> bool:

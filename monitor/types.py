@@ -65,6 +65,15 @@ class Settings:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    """The `[cluster]` table (cluster mode, monitor.cluster)."""
+
+    broker: str  # Celery broker URL (a secret: it may hold a password)
+    redispatch_after: timedelta = timedelta(minutes=5)  # a task never claimed is sent again
+    queue: str = "monitor"  # the broker's queue of poll tasks
+
+
+@dataclass(frozen=True, slots=True)
 class FeedConfig:
     """One `[[feeds]]` entry."""
 
@@ -125,6 +134,7 @@ class Config:
     rules: tuple[RuleConfig, ...]
     warnings: tuple[str, ...] = ()  # `monitor check` shows these; they are not errors
     templates: tuple[TemplateConfig, ...] = ()
+    cluster: ClusterConfig | None = None  # [cluster]: None = the single-process daemon
 
     def template_for(self, channel: str, rules: tuple[str, ...]) -> TemplateConfig | None:
         """The template of an alert: the first of its rules that has one, else its channel's."""

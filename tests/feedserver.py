@@ -133,6 +133,7 @@ class RequestRecord:
     path: str
     headers: Mapping[str, str]
     time: float
+    client: str = ""  # the client's address
 
 
 Route = Static | Redirect | Drip | Endless | GzipBomb | Silent | Raw
@@ -145,7 +146,8 @@ Responder = Route | Callable[[RequestRecord], Route]
 class FeedServer:
     """The loopback server. Context manager; `start()`/`stop()` also work directly."""
 
-    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None, host: str = HOST) -> None:
+        self.host = host  # another local address than 127.0.0.1: the cluster's netns test
         self.routes: dict[str, Responder] = {}
         self._ssl_context = ssl_context
         self._requests: list[RequestRecord] = []
@@ -161,7 +163,7 @@ class FeedServer:
 
     def start(self) -> Self:
         self._stopping.clear()
-        httpd = _HTTPServer((HOST, self.port), _Handler, self)
+        httpd = _HTTPServer((self.host, self.port), _Handler, self)
         self.port = httpd.server_address[1]
         self._httpd = httpd
         self._thread = threading.Thread(
@@ -198,7 +200,7 @@ class FeedServer:
     @property
     def base_url(self) -> str:
         scheme = "https" if self._ssl_context is not None else "http"
-        return f"{scheme}://{HOST}:{self.port}"
+        return f"{scheme}://{self.host}:{self.port}"
 
     def url(self, path: str) -> str:
         """The absolute URL of `path` (which starts with "/")."""
@@ -341,6 +343,7 @@ class _Handler(BaseHTTPRequestHandler):
             path=self.path,
             headers={k.lower(): v for k, v in self.headers.items()},
             time=time.monotonic(),
+            client=str(self.client_address[0]),
         )
         owner._record(record)
         route = owner._route(record)

@@ -86,6 +86,38 @@ def test_compose_file_is_valid(tmp_path: Path, env_file: bool) -> None:
     assert ("change-me" in shown) == env_file
 
 
+@pytest.mark.parametrize("env_file", [False, True], ids=["without-env", "with-env"])
+def test_cluster_compose_file_is_valid(tmp_path: Path, env_file: bool) -> None:
+    """deploy/compose.cluster.yaml: PostgreSQL, the broker, two schedulers, workers."""
+    copy = tmp_path / "deploy"
+    copy.mkdir()
+    shutil.copy(DEPLOY / "compose.cluster.yaml", copy / "compose.cluster.yaml")
+    if env_file:
+        shutil.copy(DEPLOY / "env.example", copy / ".env")
+    env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_PASSWORD", "REDIS_PASSWORD")}
+    env["DOCKER_CONFIG"] = str(tmp_path / "docker")
+    compose = [tool("docker-compose"), "-f", str(copy / "compose.cluster.yaml"), "config"]
+    result = subprocess.run([*compose, "-q"], capture_output=True, text=True, check=False, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "", result.stderr
+    shown = subprocess.run(
+        [*compose, "--format", "json"], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    import json
+
+    services = json.loads(shown)["services"]
+    assert set(services) == {"db", "broker", "scheduler", "worker"}
+    scheduler, worker = services["scheduler"], services["worker"]
+    assert scheduler["command"] == ["run", "--role", "scheduler"]
+    assert scheduler["deploy"]["replicas"] == 2
+    assert worker["command"] == ["worker"] and worker["deploy"]["replicas"] >= 2
+    for role in (scheduler, worker):
+        assert role["depends_on"]["db"]["condition"] == "service_healthy"
+        assert role["depends_on"]["broker"]["condition"] == "service_healthy"
+        assert role["environment"]["MONITOR_BROKER_URL"].startswith("redis://:")
+    assert ("change-me-too" in shown) == env_file
+
+
 def _unit_root(tmp_path: Path) -> Path:
     """A root where the unit's ExecStart exists (a stub) and systemd's own units are found."""
     root = tmp_path / "root"
@@ -150,7 +182,8 @@ def test_the_image_lock_pins_every_runtime_dependency() -> None:
     import tomllib
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    wanted = [*project["dependencies"], *project["optional-dependencies"]["postgres"]]
+    extras = project["optional-dependencies"]
+    wanted = [*project["dependencies"], *extras["postgres"], *extras["cluster"]]
 
     def norm(name: str) -> str:
         return re.sub(r"[-_.]+", "-", name).lower()

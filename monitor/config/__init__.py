@@ -16,7 +16,7 @@ Errors are `monitor.errors.ConfigError` (a `UserError`: the CLI exits 2).
 """
 
 from monitor.config.checks import insecure_permissions, mask_url
-from monitor.config.load import load_config, resolve_config_path
+from monitor.config.load import load_config, load_config_text, resolve_config_path
 from monitor.config.schema import (
     MAX_NAME,
     MIN_INTERVAL,
@@ -32,6 +32,7 @@ __all__ = [
     "POSTGRES_DRIVER_MISSING",
     "insecure_permissions",
     "load_config",
+    "load_config_text",
     "mask_url",
     "parse_duration",
     "parse_size",

@@ -60,6 +60,7 @@ from monitor.config.schema import (
     MAX_NAME,
     MESSAGES,
     SECTIONS,
+    ClusterModel,
     FeedModel,
     Model,
     MonitorModel,
@@ -78,6 +79,7 @@ from monitor.rules.match import CompiledRule
 from monitor.types import (
     AlertTiming,
     ChannelConfig,
+    ClusterConfig,
     Config,
     FeedConfig,
     RuleConfig,
@@ -97,7 +99,12 @@ def resolve_config_path(arg: str | None, env: Mapping[str, str]) -> Path:
 
 def load_config(path: Path, env: Mapping[str, str]) -> Config:
     """Read, interpolate, validate and convert config.toml. ConfigError lists every problem."""
-    text = _read(path)
+    return load_config_text(path, _read(path), env)
+
+
+def load_config_text(path: Path, text: str, env: Mapping[str, str]) -> Config:
+    """`load_config` of a text read elsewhere (a cluster worker reads the scheduler's
+    config.toml from the database); `path` names it in messages and anchors relative paths."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -179,6 +186,7 @@ class _Loader:
         templates = self.templates(self.entries(data, "templates"), channels, rules)
         self.ops_channels(settings)
         self.http_token(settings)
+        cluster = self.cluster(data.get("cluster"), settings)
         self.raise_problems()
         return Config(
             path=self.path,
@@ -188,6 +196,7 @@ class _Loader:
             rules=rules,
             warnings=self.rule_warnings(rules),
             templates=templates,
+            cluster=cluster,
         )
 
     def rule_warnings(self, rules: tuple[RuleConfig, ...]) -> tuple[str, ...]:
@@ -334,6 +343,24 @@ class _Loader:
                 "listens on a non-loopback address: set [monitor] http_token (a bearer token "
                 'the server requires), or bind to "127.0.0.1:PORT"',
             )
+
+    def cluster(self, value: object, settings: Settings) -> ClusterConfig | None:
+        """`[cluster]`: the broker; a cluster shares one PostgreSQL database."""
+        if value is None:
+            return None
+        model = self.validate(ClusterModel, value, ("cluster",))
+        if not isinstance(model, ClusterModel):
+            return None
+        if not settings.database.startswith("postgresql"):
+            self.problem(
+                ("cluster", "broker"),
+                "a cluster needs a PostgreSQL database: set [monitor] database to a "
+                "postgresql:// URL (every scheduler and worker shares it)",
+            )
+            return None
+        return ClusterConfig(
+            broker=model.broker, redispatch_after=model.redispatch_after, queue=model.queue
+        )
 
     def channels(self, value: object) -> tuple[ChannelConfig, ...]:
         if not isinstance(value, dict):

@@ -414,12 +414,38 @@ class TemplateModel(Model):
     rules: list[Name] = []
 
 
+def _broker(value: str) -> str:
+    """A Celery broker URL: Redis or RabbitMQ (AMQP). The message never shows the URL (it
+    may hold a password)."""
+    scheme = value.partition("://")[0].lower() if "://" in value else ""
+    if scheme not in ("redis", "rediss", "amqp", "amqps", "redis+socket"):
+        raise ValueError(
+            'expected a broker URL: "redis://HOST:6379/0", "redis+socket:///PATH" or '
+            '"amqp://USER:PASSWORD@HOST:5672//"'
+        )
+    return value
+
+
+class ClusterModel(Model):
+    """`[cluster]`: run as a cluster (`monitor run --role scheduler`, `monitor worker`)."""
+
+    broker: Annotated[str, AfterValidator(_broker)]
+    # a poll task not claimed by any worker this long after it was sent is sent again (the
+    # broker lost it: a restart without persistence)
+    redispatch_after: Annotated[timedelta, BeforeValidator(_duration(timedelta(seconds=1)))] = (
+        timedelta(minutes=5)
+    )
+    # the broker's queue of poll tasks: clusters sharing one broker need their own
+    queue: Annotated[str, AfterValidator(_name)] = "monitor"
+
+
 SECTIONS: dict[str, type[Model] | None] = {
     "monitor": MonitorModel,
     "channels": None,
     "feeds": FeedModel,
     "rules": RuleModel,
     "templates": TemplateModel,
+    "cluster": ClusterModel,
 }
 
 MESSAGES = {

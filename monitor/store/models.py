@@ -11,6 +11,9 @@ outbox     one row per (item, channel), written with its matches; feed-health al
 heartbeat  the running daemon's last tick and poll (`monitor health`)
 item_keys  (feed, key) of items retention deleted: still seen, never stored or alerted again
 story_buckets  LSH buckets of items' story signatures (revision 0007): near-duplicate lookup
+dispatch   cluster mode (revision 0009): one row per feed, the poll task the scheduler sent last
+           (token), who claimed it and until when, and whether it finished
+config_generations  cluster mode: every config.toml the scheduler published (id = generation)
 """
 
 from __future__ import annotations
@@ -214,3 +217,30 @@ class StoryBucketRow(Base):
     bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DispatchRow(Base):
+    """Cluster mode: the last poll task of a feed (`monitor.cluster`). The database, not the
+    broker, says whether a feed's poll is in flight: a task the broker lost is sent again
+    once `sent_at` is old, one whose worker died once its claimer's owner lock is free."""
+
+    __tablename__ = "dispatch"
+
+    feed: Mapped[str] = mapped_column(String(200), primary_key=True)
+    token: Mapped[int] = mapped_column(Integer)  # +1 per task sent: an older task is a no-op
+    generation: Mapped[int] = mapped_column(Integer)  # config generation the task carries
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(200))  # a worker's owner name
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ConfigGenerationRow(Base):
+    """Cluster mode: config.toml as the scheduler loaded it; workers load the newest."""
+
+    __tablename__ = "config_generations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64))  # SHA-256 of `content`
+    content: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -106,6 +106,15 @@ WRITE_LOCK = 0x6E6D7772  # "nmwr"
 # The second key of both: the schema the monitor's tables live in, so two monitors in two
 # schemas of one database (a test run beside a production one) never block each other.
 _SCHEMA_KEY = func.hashtext(func.current_schema())
+# Cluster mode (monitor.cluster): the session lock the active `monitor run --role scheduler`
+# holds (standbys wait for it), and one per channel held by that channel's sender. Two-key
+# and schema-scoped like the others (a channel's second key hashes the schema and its name).
+SCHEDULER_LOCK = 0x6E6D7363  # "nmsc"
+CHANNEL_LOCK = 0x6E6D6368  # "nmch"
+# The lock sessions of a cluster scheduler: a process that stops talking (hung, SIGSTOP, cut
+# off by a partition) loses its session, and with it the lock, after this long; the server
+# also probes the client's socket (TCP keepalives) so a vanished host is noticed.
+LOCK_SESSION_IDLE = "20s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +127,7 @@ class Recorded:
     rules: tuple[str, ...] = ()  # the rule of each match stored (metrics, match events)
 
 
-def _feed_state(row: FeedRow) -> FeedState:
+def feed_state_of(row: FeedRow) -> FeedState:
     return FeedState(
         name=row.name,
         url=row.url,
@@ -382,7 +391,7 @@ class DaemonLock:
         return True
 
 
-class _PostgresLock(DaemonLock):
+class PostgresLock(DaemonLock):
     """A session advisory lock, held on one connection for the daemon's life.
 
     The lock dies with its session: a server restart or `pg_terminate_backend` drops it
@@ -390,15 +399,39 @@ class _PostgresLock(DaemonLock):
     cheap query on that connection), takes it again on a new connection, and answers False
     if another daemon was quicker: then this one must stop."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        key: int = DAEMON_LOCK,
+        name: str | None = None,
+        watched: bool = False,
+    ) -> None:
         self.engine = engine
+        self.key = key
+        # the second key: the schema, or the schema and a name (a channel's lock)
+        self.name = name
+        self.second: Any = (
+            _SCHEMA_KEY
+            if name is None
+            else func.hashtext(func.concat(func.current_schema(), ":", name))
+        )
+        # `watched`: the session ends if this process stays silent (see LOCK_SESSION_IDLE)
+        self.watched = watched
         self.conn: Connection | None = None
 
     def take(self) -> bool:
         conn = self.engine.connect()
         try:
+            if self.watched:
+                for setting in (
+                    f"SET idle_session_timeout = '{LOCK_SESSION_IDLE}'",
+                    "SET tcp_keepalives_idle = 5",
+                    "SET tcp_keepalives_interval = 2",
+                    "SET tcp_keepalives_count = 3",
+                ):
+                    conn.execute(text(setting))
             held = bool(
-                conn.execute(select(func.pg_try_advisory_lock(DAEMON_LOCK, _SCHEMA_KEY))).scalar()
+                conn.execute(select(func.pg_try_advisory_lock(self.key, self.second))).scalar()
             )
             conn.commit()
         except BaseException:
@@ -418,9 +451,11 @@ class _PostgresLock(DaemonLock):
                         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
                         "AND pid = pg_backend_pid() AND granted AND objsubid = 2 "
                         "AND classid::bigint = :key "
-                        "AND objid::bigint = (hashtext(current_schema())::bigint & 4294967295)"
+                        "AND objid::bigint = (hashtext(CASE WHEN CAST(:name AS text) IS NULL "
+                        "THEN current_schema() ELSE concat(current_schema(), ':', "
+                        "CAST(:name AS text)) END)::bigint & 4294967295)"
                     ),
-                    {"key": DAEMON_LOCK},
+                    {"key": self.key, "name": self.name},
                 ).scalar()
                 self.conn.commit()
                 if held:
@@ -446,7 +481,7 @@ class _PostgresLock(DaemonLock):
         if self.conn is None:
             return
         try:
-            self.conn.execute(select(func.pg_advisory_unlock(DAEMON_LOCK, _SCHEMA_KEY)))
+            self.conn.execute(select(func.pg_advisory_unlock(self.key, self.second)))
             self.conn.commit()
         except SQLAlchemyError as exc:  # the session, and with it the lock, is gone
             log.warning("daemon lock already released: %s", _reason(exc))
@@ -506,7 +541,7 @@ class Store:
         """
         url = self.engine.url
         if self.dialect == "postgresql":
-            lock = _PostgresLock(self.engine)
+            lock = PostgresLock(self.engine)
             if not lock.take():
                 raise StorageError(
                     "another `monitor run` is already using this database "
@@ -590,7 +625,7 @@ class Store:
 
     def feed_states(self) -> dict[str, FeedState]:
         with self._read() as session:
-            return {r.name: _feed_state(r) for r in session.scalars(select(FeedRow))}
+            return {r.name: feed_state_of(r) for r in session.scalars(select(FeedRow))}
 
     def new_items_since(self, since: datetime) -> dict[str, int]:
         """Per feed name: the items first seen at or after `since`."""
@@ -606,7 +641,7 @@ class Store:
     def feed_state(self, name: str) -> FeedState:
         with self._read() as session:
             row = session.scalars(select(FeedRow).where(FeedRow.name == name)).one()
-            return _feed_state(row)
+            return feed_state_of(row)
 
     def seen_keys(self, feed: str, keys: Sequence[str]) -> set[str]:
         """Which of `keys` this feed has stored already."""
@@ -637,7 +672,7 @@ class Store:
             .order_by(FeedRow.next_poll_at.is_not(None), FeedRow.next_poll_at, FeedRow.id)
         )
         with self._read() as session:
-            return [_feed_state(r) for r in session.scalars(stmt) if r.name in wanted]
+            return [feed_state_of(r) for r in session.scalars(stmt) if r.name in wanted]
 
     def set_next_polls(self, times: Mapping[str, datetime]) -> None:
         """Move feeds' next poll times (the daemon's start-up spread, a reload's changes)."""
@@ -838,6 +873,17 @@ class Store:
                 content = replace(content, also=feeds)
             out.append(content)
         return out
+
+    def owner_alive(self, owner: str) -> bool:
+        """Whether the process that took a lease (or a cluster claim) as `owner` still runs."""
+        try:
+            return self._owner_lock.is_alive(owner)
+        except (SQLAlchemyError, OSError) as exc:
+            raise StorageError(f"database: cannot check lease owners: {_reason(exc)}") from exc
+
+    def hold_owner_lock(self) -> None:
+        """Take this process's owner lock now (a cluster worker, before its first claim)."""
+        self._hold_owner_lock()
 
     def _hold_owner_lock(self) -> None:
         try:
@@ -1566,9 +1612,11 @@ __all__ = [
     "DaemonLock",
     "FeedState",
     "PendingAlert",
+    "PostgresLock",
     "Recorded",
     "Store",
     "StoredItem",
     "StoredMatch",
     "Tx",
+    "feed_state_of",
 ]
