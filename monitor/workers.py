@@ -163,7 +163,14 @@ class WorkerPool:
         feed that has no stored item yet (nothing to leave out before matching)."""
         path = self._rules_file(matcher_id, rules)
         found: tuple[ParsedFeed, list[list[Match]]] = await self._run(
-            "parsing and matching", PARSE_AND_MATCH, body, dict(headers), url, matcher_id, path, feed
+            "parsing and matching",
+            PARSE_AND_MATCH,
+            body,
+            dict(headers),
+            url,
+            matcher_id,
+            path,
+            feed,
         )
         parsed, matches = found
         return parsed, list(zip(parsed.items, matches, strict=True))

@@ -270,3 +270,41 @@ def test_poll_beside_a_running_daemon_alerts_each_article_once(
         links = sorted(str(r.json) for r in hook.requests)
         assert len(hook.requests) == ARTICLES, links  # one alert per article, in all
         assert all(f"news.example/kursk/{n}" in " ".join(links) for n in range(ARTICLES))
+
+
+def test_a_lock_check_racing_the_release_at_shutdown_never_raises(postgres_url: str) -> None:
+    """The daemon's tick checks its lock in a worker thread; a stop releases the lock from the
+    main thread meanwhile. The two must take turns (a check on a connection being closed
+    raised, and the daemon logged a traceback as it stopped), and a check after the release
+    must not take the lock again."""
+    from monitor.store.repo import PostgresLock
+
+    store = Store.open(postgres_url)
+    errors: list[BaseException] = []
+    try:
+        for _ in range(20):
+            lock = PostgresLock(store.engine)
+            assert lock.take()
+            started = threading.Event()
+
+            def checks(lock: PostgresLock = lock, started: threading.Event = started) -> None:
+                try:
+                    for _ in range(30):
+                        assert lock.check()
+                        started.set()
+                except BaseException as exc:
+                    errors.append(exc)
+                    started.set()
+
+            thread = threading.Thread(target=checks)
+            thread.start()
+            started.wait(5)
+            lock.release()
+            thread.join(10)
+            assert lock.conn is None, "a check took the lock again after the release"
+        assert not errors, errors[0]
+        other = PostgresLock(store.engine)
+        assert other.take(), "a released lock must be free"
+        other.release()
+    finally:
+        store.close()

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import threading
 import zlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -418,6 +419,10 @@ class PostgresLock(DaemonLock):
         # `watched`: the session ends if this process stays silent (see LOCK_SESSION_IDLE)
         self.watched = watched
         self.conn: Connection | None = None
+        # `check` runs in a worker thread (a daemon's tick) and may still be running when the
+        # daemon stops and releases the lock: one at a time, and none after the release
+        self._mutex = threading.Lock()
+        self._released = False
 
     def take(self) -> bool:
         conn = self.engine.connect()
@@ -441,9 +446,16 @@ class PostgresLock(DaemonLock):
             conn.close()
             return False
         self.conn = conn
+        self._released = False
         return True
 
     def check(self) -> bool:
+        with self._mutex:
+            if self._released:  # stopping: nothing to take again
+                return True
+            return self._check()
+
+    def _check(self) -> bool:
         if self.conn is not None:
             try:
                 held = self.conn.execute(
@@ -478,14 +490,16 @@ class PostgresLock(DaemonLock):
             self.conn = None
 
     def release(self) -> None:
-        if self.conn is None:
-            return
-        try:
-            self.conn.execute(select(func.pg_advisory_unlock(self.key, self.second)))
-            self.conn.commit()
-        except SQLAlchemyError as exc:  # the session, and with it the lock, is gone
-            log.warning("daemon lock already released: %s", _reason(exc))
-        self._drop()
+        with self._mutex:
+            self._released = True
+            if self.conn is None:
+                return
+            try:
+                self.conn.execute(select(func.pg_advisory_unlock(self.key, self.second)))
+                self.conn.commit()
+            except SQLAlchemyError as exc:  # the session, and with it the lock, is gone
+                log.warning("daemon lock already released: %s", _reason(exc))
+            self._drop()
 
 
 class Store:
