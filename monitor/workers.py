@@ -163,7 +163,7 @@ class WorkerPool:
         feed that has no stored item yet (nothing to leave out before matching)."""
         path = self._rules_file(matcher_id, rules)
         found: tuple[ParsedFeed, list[list[Match]]] = await self._run(
-            "parsing and matching",
+            "parsing",  # the errors users see are the parser's: "parsing failed: ..."
             PARSE_AND_MATCH,
             body,
             dict(headers),
