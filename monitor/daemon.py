@@ -600,18 +600,25 @@ class Daemon:
         return self.exit_code
 
 
+def daemon_app(config: Config, store: Store) -> App:
+    """The App of a long-running process (`run`, a cluster scheduler): with `[monitor] http`,
+    its metrics, seeded with every feed's last success and every rule."""
+    app = make_app(config, store=store)
+    if config.settings.http is not None:
+        app.observer = metrics = Metrics()
+        states = store.feed_states()
+        metrics.seed(
+            {name: s.last_success_at for name, s in states.items()},
+            (r.name for r in config.rules),
+        )
+    return app
+
+
 def run_daemon(config: Config, reload: Callable[[], Config]) -> int:
     store = Store.open(config.settings.database)
     try:
         with store.only_instance() as lock:
-            app = make_app(config, store=store)
-            if config.settings.http is not None:
-                app.observer = metrics = Metrics()
-                states = store.feed_states()
-                metrics.seed(
-                    {name: s.last_success_at for name, s in states.items()},
-                    (r.name for r in config.rules),
-                )
+            app = daemon_app(config, store)
             try:
                 return asyncio.run(Daemon(app, reload, lock).run())
             finally:

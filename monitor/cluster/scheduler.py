@@ -29,11 +29,10 @@ from datetime import datetime
 from typing import Any
 
 from monitor import pipeline
-from monitor.app import App, make_app
+from monitor.app import App
 from monitor.cluster.broker import BATCH, POLL_TASK, make_celery
-from monitor.daemon import DELIVERY_EVERY, Daemon
+from monitor.daemon import DELIVERY_EVERY, Daemon, daemon_app
 from monitor.errors import StorageError
-from monitor.metrics import Metrics
 from monitor.store import dispatch
 from monitor.store.repo import CHANNEL_LOCK, SCHEDULER_LOCK, PostgresLock, Store
 from monitor.textutil import one_line
@@ -210,14 +209,7 @@ def run_scheduler(config: Config, reload: Callable[[], Config]) -> int:
             signal.signal(signum, handler)
         log.info("elected active scheduler after %.1f s", time.monotonic() - started)
         try:
-            app = make_app(config, store=store)
-            if config.settings.http is not None:
-                app.observer = metrics = Metrics()
-                states = store.feed_states()
-                metrics.seed(
-                    {name: s.last_success_at for name, s in states.items()},
-                    (r.name for r in config.rules),
-                )
+            app = daemon_app(config, store)
             try:
                 return asyncio.run(Scheduler(app, reload, lock).run())
             finally:
