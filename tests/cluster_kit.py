@@ -14,14 +14,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
 
 from tests.servers import free_port
 from tests.test_daemon import wait_until
+from tests.test_promises import rss as rss  # the same feed documents as the promise tests
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -164,19 +163,6 @@ def procs(tmp_path: Path) -> Iterator[Procs]:
         yield group
     finally:
         group.stop_all()
-
-
-def rss(*items: tuple[str, str]) -> bytes:
-    date = format_datetime(datetime.now(UTC) - timedelta(minutes=10))
-    body = "".join(
-        f"<item><guid>{guid}</guid><title>{title}</title><link>https://n.example/{guid}</link>"
-        f"<description>{title}</description><pubDate>{date}</pubDate></item>"
-        for guid, title in items
-    )
-    return (
-        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>'
-        f"{body}</channel></rss>"
-    ).encode()
 
 
 def cluster_config(
