@@ -12,6 +12,7 @@ cluster workers all take an `App`; the pipeline's functions take it as their fir
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 from datetime import timedelta
 
@@ -143,3 +144,12 @@ def make_app(
     )
     store.sync_feeds(config.feeds)
     return app
+
+
+def freeze_startup_heap() -> None:
+    """Leave the objects made so far (imported modules, SQLAlchemy's mappers and compiled
+    statements, the config) out of every later garbage collection: they live as long as
+    the process, and the collector would otherwise scan them again on each full pass (a
+    `monitor poll` of 1,000 unchanged feeds spent ~0.1 ms per feed on that). Objects that
+    stop being used are still freed by reference counting."""
+    gc.freeze()

@@ -103,7 +103,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
     import asyncio
 
     from monitor import pipeline
-    from monitor.app import make_app
+    from monitor.app import freeze_startup_heap, make_app
     from monitor.store.repo import Store
 
     config = _load(args)
@@ -121,7 +121,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
             return outcomes, await pipeline.deliver_all(app, all_pending=True)
 
         orphaned = pipeline.orphaned_alerts(app)
-
+        freeze_startup_heap()
         try:
             outcomes, delivery = asyncio.run(one_pass())
         finally:

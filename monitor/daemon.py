@@ -54,7 +54,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor import pipeline
-from monitor.app import App, make_app
+from monitor.app import App, freeze_startup_heap, make_app
 from monitor.errors import ConfigError, StorageError
 from monitor.feeds.fetch import Fetcher
 from monitor.feeds.schedule import start_times
@@ -619,6 +619,7 @@ def run_daemon(config: Config, reload: Callable[[], Config]) -> int:
     try:
         with store.only_instance() as lock:
             app = daemon_app(config, store)
+            freeze_startup_heap()
             try:
                 return asyncio.run(Daemon(app, reload, lock).run())
             finally:
